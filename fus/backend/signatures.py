@@ -1,0 +1,156 @@
+"""The one table of kernel signatures that both backends launch from.
+
+Every kernel in ``kernels/*.cu`` has one entry here: its ``extern "C"`` name (the same symbol in the
+CPU library and in the NVRTC module), the source file, its arguments in order with their dtypes
+and, for arrays, the number of elements each must hold, and the launch shape on the GPU.
+
+:func:`check_arguments` is called by *both* backends before a launch, so the CPU path checks exactly
+the arguments the GPU receives: array dtype, contiguity and element count, and scalars that are
+already explicit ``numpy.float32`` / ``numpy.int32`` (CuPy would pass a Python float as a double
+without complaint and the kernel would read garbage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from fus.errors import BackendError
+
+__all__ = ["Arg", "KernelSignature", "KERNELS", "check_arguments"]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One kernel argument.
+
+    Parameters
+    ----------
+    name : str
+        Argument name, as in the kernel source.
+    dtype : str
+        numpy dtype name: ``float32``, ``int32`` or ``complex64``.
+    size : callable, optional
+        For arrays: ``size(scalars) -> int``, the number of elements the array must hold, given the
+        kernel's scalar arguments by name. ``None`` marks a scalar.
+    output : bool
+        True for arrays the kernel writes.
+    """
+
+    name: str
+    dtype: str
+    size: Callable[[Mapping[str, Any]], int] | None = None
+    output: bool = False
+
+    @property
+    def is_array(self) -> bool:
+        return self.size is not None
+
+
+@dataclass(frozen=True)
+class KernelSignature:
+    """A kernel's entry in the launch table.
+
+    Parameters
+    ----------
+    name : str
+        ``extern "C"`` symbol, identical in the CPU library and the GPU module.
+    source : str
+        File in ``kernels/`` that defines it.
+    args : tuple of Arg
+        Arguments in call order.
+    elements : str
+        Name of the int32 argument that counts the elements (threads) of the launch.
+    block : int
+        GPU threads per block (the kernel may rely on it, e.g. for shared-memory tiles).
+    """
+
+    name: str
+    source: str
+    args: tuple[Arg, ...]
+    elements: str
+    block: int = 256
+    scalars: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scalars", tuple(a.name for a in self.args if not a.is_array))
+
+    def count(self, args: tuple[Any, ...]) -> int:
+        """Number of elements (GPU threads) of a launch with these arguments."""
+        names = [a.name for a in self.args]
+        return int(args[names.index(self.elements)])
+
+
+def _n(name: str, factor: int = 1) -> Callable[[Mapping[str, Any]], int]:
+    return lambda s: factor * int(s[name])
+
+
+KERNELS: dict[str, KernelSignature] = {
+    sig.name: sig
+    for sig in [
+        KernelSignature(
+            name="rayleigh",
+            source="rayleigh.cu",
+            args=(
+                Arg("src", "float32", _n("n_src", 3)),
+                Arg("w", "float32", _n("n_src", 2)),
+                Arg("pts", "float32", _n("n_pts", 3)),
+                Arg("k", "float32"),
+                Arg("alpha", "float32"),
+                Arg("n_src", "int32"),
+                Arg("n_pts", "int32"),
+                Arg("out", "complex64", _n("n_pts"), output=True),
+            ),
+            elements="n_pts",
+            block=256,
+        ),
+    ]
+}
+
+
+def check_arguments(sig: KernelSignature, args: tuple[Any, ...], array_type: type) -> None:
+    """Check launch arguments against the signature; raise :class:`BackendError` on mismatch.
+
+    Mismatches here are bugs in fus (the public functions in :mod:`fus.kernels` validate user
+    input first), so the error says which kernel and argument were wrong.
+
+    Parameters
+    ----------
+    sig : KernelSignature
+        The kernel's table entry.
+    args : tuple
+        The launch arguments in order.
+    array_type : type
+        ``numpy.ndarray`` for the CPU backend, ``cupy.ndarray`` for CUDA.
+    """
+    if len(args) != len(sig.args):
+        raise BackendError(f"kernel {sig.name}: {len(args)} arguments given, signature has {len(sig.args)}")
+    scalars: dict[str, Any] = {}
+    for spec, value in zip(sig.args, args):
+        if spec.is_array:
+            continue
+        expected = np.dtype(spec.dtype).type
+        if type(value) is not expected:
+            raise BackendError(
+                f"kernel {sig.name}: scalar {spec.name} must be numpy.{spec.dtype}, got {type(value).__name__}"
+            )
+        scalars[spec.name] = value
+    for spec, value in zip(sig.args, args):
+        if not spec.is_array:
+            continue
+        if not isinstance(value, array_type):
+            raise BackendError(
+                f"kernel {sig.name}: array {spec.name} must be {array_type.__module__}.{array_type.__name__}, "
+                f"got {type(value).__module__}.{type(value).__name__}"
+            )
+        if value.dtype != np.dtype(spec.dtype):
+            raise BackendError(f"kernel {sig.name}: array {spec.name} must be {spec.dtype}, got {value.dtype}")
+        if not value.flags.c_contiguous:
+            raise BackendError(f"kernel {sig.name}: array {spec.name} must be C-contiguous")
+        need = spec.size(scalars)  # type: ignore[misc]
+        if value.size != need:
+            raise BackendError(f"kernel {sig.name}: array {spec.name} holds {value.size} elements, needs {need}")
+        if spec.output and not value.flags.writeable:
+            raise BackendError(f"kernel {sig.name}: output array {spec.name} is read-only")

@@ -1,0 +1,49 @@
+"""Entry point of the ``fus`` command: one sub-command per module in ``fus.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from fus.cli import info
+from fus.errors import FusError
+
+log = logging.getLogger("fus")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fus",
+        description="MR-guided focused ultrasound research: fields, bioheat, thermometry, dose, control.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument(
+        "--backend", choices=["auto", "cpu", "cuda"], default=None, help="compute backend (default: FUS_BACKEND or auto)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    info.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.backend is not None:
+            import fus
+
+            fus.set_backend(args.backend)
+        return int(args.func(args) or 0)
+    except FusError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Public low-level kernel functions, one per kernel in ``kernels/``: validate, then launch.
+
+Each function takes arrays of either backend, validates shapes, dtypes and sizes (raising
+:class:`fus.errors.InvalidParameterError` with the parameter and value), and returns an array of
+the active backend (see :mod:`fus.backend`).
+"""
+
+from fus.kernels.rayleigh import rayleigh
+
+__all__ = ["rayleigh"]

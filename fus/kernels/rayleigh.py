@@ -1,0 +1,93 @@
+"""Public low-level function for ``kernels/rayleigh.cu``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fus.backend import get_backend
+from fus.errors import InvalidParameterError
+from fus.kernels._validate import complex_array, complex_scalar, count, real_array
+
+__all__ = ["rayleigh"]
+
+
+def rayleigh(sources: Any, weights: Any, points: Any, wavenumber: complex | float) -> Any:
+    r"""Complex pressure of M monopole point sources at N field points.
+
+    .. math::
+
+        P(x_n) = \sum_m w_m \frac{\exp(-i \kappa r_{nm})}{r_{nm}}, \qquad
+        r_{nm} = |x_n - y_m|, \qquad \kappa = k - i\alpha,
+
+    the outgoing wave of the time convention :math:`p(x, t) = \mathrm{Re}\{P(x) e^{i \omega t}\}`.
+    This is the discrete form of the Rayleigh integral: with patch areas :math:`A_m` and normal
+    velocities :math:`u_m`, weights :math:`w_m = i \omega \rho A_m u_m / (2\pi)` give the pressure
+    of a baffled radiator (Rayleigh 1896; O'Neil 1949). Arithmetic is float32 (relative L2 error
+    against float64 below 1e-4 for phases k r up to ~2000 rad).
+
+    Parameters
+    ----------
+    sources : array_like, shape (M, 3)
+        Source positions y_m [m]; real, cast to float32. M >= 1.
+    weights : array_like, shape (M,)
+        Complex source weights w_m [Pa m]; cast to complex64.
+    points : array_like, shape (..., 3)
+        Field points x_n [m]; any leading shape, cast to float32.
+    wavenumber : complex or float
+        kappa = k - i alpha [1/m]: k >= 0 is the wavenumber [rad/m] and alpha >= 0 the amplitude
+        attenuation [Np/m] (so the imaginary part must be <= 0).
+
+    Returns
+    -------
+    ndarray of complex64, shape points.shape[:-1]
+        P(x_n) as an array of the active backend (numpy or cupy).
+
+    Notes
+    -----
+    A field point that coincides with a source (r = 0 in float32) gets no contribution from that
+    source: its term is excluded instead of returning inf (the singular self term of a surface
+    integral is the caller's to integrate). NaN in a position or weight gives NaN in the outputs
+    it reaches.
+
+    Raises
+    ------
+    InvalidParameterError
+        Wrong shapes, non-numeric dtypes, M = 0, a non-finite wavenumber, k < 0 or alpha < 0.
+    """
+    backend = get_backend()
+    src = real_array("sources", sources, backend, ndim=2, last_dim=3)
+    pts = real_array("points", points, backend, last_dim=3)
+    w = complex_array("weights", weights, backend, ndim=1)
+    m = count("sources", int(src.shape[0]), minimum=1)
+    if int(w.shape[0]) != m:
+        raise InvalidParameterError(
+            "weights", f"array of shape {tuple(w.shape)}", f"must have one weight per source ({m})"
+        )
+    kappa = complex_scalar("wavenumber", wavenumber)
+    k, alpha = kappa.real, -kappa.imag
+    if k < 0:
+        raise InvalidParameterError("wavenumber", wavenumber, "real part k must be >= 0 [rad/m]")
+    if alpha < 0:
+        raise InvalidParameterError(
+            "wavenumber", wavenumber, "imaginary part must be <= 0 (kappa = k - i*alpha, attenuation alpha >= 0 Np/m)"
+        )
+    out_shape = tuple(pts.shape[:-1])
+    n = count("points", int(np.prod(out_shape, dtype=np.int64)))
+    xp = backend.xp
+    src_soa = xp.ascontiguousarray(src.T)  # (3, M): x..., y..., z...
+    w_soa = xp.ascontiguousarray(xp.stack([w.real, w.imag]))  # (2, M)
+    out = xp.empty(out_shape, dtype=np.complex64)
+    backend.launch(
+        "rayleigh",
+        src_soa,
+        w_soa,
+        pts,
+        np.float32(k),
+        np.float32(alpha),
+        np.int32(m),
+        np.int32(n),
+        out,
+    )
+    return out

@@ -1,0 +1,175 @@
+"""Build step of fus: compile kernels/*.cu for the CPU and ship the sources for the GPU.
+
+The CUDA C++ sources in ``kernels/`` are compiled by the host C++ compiler (``-x c++``) into one
+shared library, ``fus/_kernels_cpu<ext-suffix>``, loaded at run time with ctypes. The same sources
+(and the portability header) are copied into ``fus/_kernels/`` so the GPU backend can hand them to
+NVRTC; nothing reads the repository at run time.
+
+Environment:
+
+``CXX``
+    host C++ compiler (default ``c++``).
+``FUS_CPU_ARCH``
+    value for ``-march=`` (default ``native``; use e.g. ``x86-64-v3`` to build a library that
+    runs on other machines, or ``none`` to pass no ``-march``).
+``FUS_NO_OPENMP=1``
+    build single-threaded even if OpenMP is available.
+
+Flags: ``-O3 -fno-math-errno -fno-trapping-math -ffp-contract=fast``; never ``-ffast-math`` or
+``-ffinite-math-only`` (NaN must survive, it carries bad thermometry voxels to the safety logic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+KERNEL_DIR = HERE / "kernels"
+BASE_FLAGS = [
+    "-O3",
+    "-std=c++17",
+    "-fPIC",
+    "-fvisibility=hidden",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-ffp-contract=fast",
+    "-Wall",
+    "-Wno-unknown-pragmas",
+]
+
+
+def _compiler() -> list[str]:
+    return shlex.split(os.environ.get("CXX", "c++"))
+
+
+def _accepts(cxx: list[str], flags: list[str], code: str = "int main(){return 0;}\n") -> bool:
+    """True when the compiler builds and links a small program with ``flags``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "probe.cpp"
+        src.write_text(code)
+        cmd = [*cxx, *flags, str(src), "-o", str(Path(tmp) / "probe")]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True)
+        except OSError:
+            return False
+        return res.returncode == 0
+
+
+OPENMP_PROBE = "#include <omp.h>\nint main(){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+
+
+class BuildKernels(build_ext):
+    """Compile the kernel sources into the CPU shared library and ship the sources."""
+
+    def build_extension(self, ext: Extension) -> None:
+        out = Path(self.get_ext_fullpath(ext.name))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self._ship_sources(out.parent / "_kernels")
+
+        cxx = _compiler()
+        if shutil.which(cxx[0]) is None:
+            raise RuntimeError(
+                f"fus needs a C++ compiler to build its CPU kernels: {cxx[0]!r} was not found "
+                "(install g++ or clang++, or set CXX)"
+            )
+        flags = list(BASE_FLAGS)
+        arch = os.environ.get("FUS_CPU_ARCH", "native")
+        if arch != "none":
+            if _accepts(cxx, [f"-march={arch}"]):
+                flags.append(f"-march={arch}")
+            else:
+                self.warn(f"fus: the compiler refuses -march={arch}; building for the default target")
+        # Prefer full-width AVX-512 vectors where the target has them (g++ defaults to 256-bit).
+        if _accepts(cxx, [*flags, "-mprefer-vector-width=512"]):
+            flags.append("-mprefer-vector-width=512")
+
+        link = []
+        if os.environ.get("FUS_NO_OPENMP") == "1":
+            self.warn("fus: FUS_NO_OPENMP=1: building the CPU kernels single-threaded")
+            flags.append("-fopenmp-simd")
+        elif _accepts(cxx, ["-fopenmp"], OPENMP_PROBE):
+            flags.append("-fopenmp")
+            link.append("-fopenmp")
+        else:
+            self.warn(
+                "fus: OpenMP is not available with this compiler: the CPU kernels are built "
+                "single-threaded (install libgomp / libomp for multi-threading)"
+            )
+            if _accepts(cxx, ["-fopenmp-simd"]):
+                flags.append("-fopenmp-simd")
+
+        tmp = Path(self.build_temp) / "fus_kernels"
+        tmp.mkdir(parents=True, exist_ok=True)
+        version = subprocess.run([*cxx, "--version"], capture_output=True, text=True).stdout
+        described = f"{' '.join(cxx)} ({version.splitlines()[0] if version else '?'}) {' '.join(flags)}"
+        (tmp / "fus_build_flags.h").write_text(
+            f"#define FUS_BUILD_FLAGS {_c_string(described)}\n"
+            f"#define FUS_SOURCE_HASH {_c_string(source_hash(KERNEL_DIR))}\n"
+        )
+
+        sources = sorted(KERNEL_DIR.glob("*.cu")) + sorted(KERNEL_DIR.glob("*.cpp"))
+        objects = []
+        for src in sources:
+            obj = tmp / (src.name + ".o")
+            cmd = [*cxx, *flags, "-x", "c++", f"-I{KERNEL_DIR}", f"-I{tmp}", "-c", str(src), "-o", str(obj)]
+            self.announce(" ".join(cmd), level=2)
+            print(" ".join(cmd), file=sys.stderr)
+            subprocess.run(cmd, check=True)
+            objects.append(str(obj))
+        cmd = [*cxx, "-shared", *objects, "-o", str(out), *link]
+        print(" ".join(cmd), file=sys.stderr)
+        subprocess.run(cmd, check=True)
+
+    def copy_extensions_to_source(self) -> None:
+        # Editable installs (`pip install -e .`) build in a temporary tree and copy only the
+        # library back into the source package. There the package is the repository, so
+        # fus/_kernels is a link to kernels/: the GPU backend compiles the sources being edited,
+        # and the CPU backend refuses a library built from other sources (see source hash).
+        super().copy_extensions_to_source()
+        link = HERE / "fus" / "_kernels"
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():
+            shutil.rmtree(link)
+        try:
+            link.symlink_to(Path("..") / "kernels", target_is_directory=True)
+        except OSError:
+            self._ship_sources(link)
+
+    @staticmethod
+    def _ship_sources(dest: Path) -> None:
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        for src in sorted(KERNEL_DIR.iterdir()):
+            if src.suffix in {".cu", ".cuh"}:
+                shutil.copy2(src, dest / src.name)
+
+
+def source_hash(directory: Path) -> str:
+    """sha256 over the kernel sources (names and contents); mirrors fus.backend.sources."""
+    h = hashlib.sha256()
+    for p in sorted(directory.iterdir()):
+        if p.suffix in {".cu", ".cuh"}:
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+setup(
+    ext_modules=[Extension("fus._kernels_cpu", sources=[])],
+    cmdclass={"build_ext": BuildKernels},
+)

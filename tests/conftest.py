@@ -1,0 +1,51 @@
+"""Shared test fixtures: backends, reproducible fresh randomness, the shared data folder."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fus.backend import cuda_status
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    ok, reason, _ = cuda_status()
+    return [f"fus CUDA backend: {'available' if ok else 'not available'} ({reason})"]
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """A fresh random generator per test; the seed is printed so a failure can be replayed.
+
+    Set ``FUS_TEST_SEED`` to replay a run.
+    """
+    seed = int(os.environ.get("FUS_TEST_SEED", secrets.randbits(32)))
+    print(f"random seed for {request.node.nodeid}: {seed} (FUS_TEST_SEED={seed} replays it)")
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def cpu_backend():
+    """Run the test on the CPU backend, whatever FUS_BACKEND says."""
+    import fus
+
+    with fus.use("cpu") as b:
+        yield b
+
+
+@pytest.fixture
+def cuda_backend():
+    """The CUDA backend, or a skip that says why it cannot run here."""
+    ok, reason, _ = cuda_status()
+    if not ok:
+        pytest.skip(f"no usable CUDA device: {reason}")
+    import fus
+
+    with fus.use("cuda") as b:
+        yield b

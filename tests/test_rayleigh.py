@@ -1,0 +1,180 @@
+"""fus.kernels.rayleigh (kernels/rayleigh.cu) against a float64 numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fus
+from fus.errors import InvalidParameterError
+from fus.kernels import rayleigh
+from reference import rayleigh_ref, rel_l2
+
+TOL = 1e-4  # relative L2 against float64 (the issue's accuracy target)
+F = 1.2e6
+C = 1500.0
+K = 2 * np.pi * F / C  # 5027 rad/m
+
+
+def random_case(rng, m, n, *, spread=0.07, z_pts=0.14):
+    """Sources on a plane patch, field points in a box in front of it [m], random complex weights.
+
+    With fewer than 64 field points the relative L2 error is one or a few samples of a sum whose
+    random-phase terms may cancel by chance (|P| << sum |terms|), which measures the conditioning
+    of the sum, not the kernel. There the weights get random amplitudes but phases focused on the
+    first point (the physical use: a focused array), so the test stays a test of the arithmetic.
+    """
+    src = np.column_stack([rng.uniform(-spread, spread, (m, 2)), rng.uniform(-0.005, 0.005, m)])
+    pts = rng.uniform(-0.02, 0.02, (n, 3)) + [0.0, 0.0, z_pts]
+    if n >= 64:
+        w = rng.normal(size=m) + 1j * rng.normal(size=m)
+    else:
+        r0 = np.linalg.norm(pts[0] - src, axis=1)
+        w = rng.uniform(0.2, 1.0, m) * np.exp(1j * K * r0)
+    return src, w, pts
+
+
+SIZES = [(1, 1), (1, 37), (17, 1), (16, 16), (255, 1001), (257, 333), (1000, 50), (3, 4099)]
+
+
+@pytest.mark.parametrize("m,n", SIZES)
+@pytest.mark.parametrize("alpha", [0.0, 8.6], ids=["lossless", "attenuating"])
+def test_matches_float64(cpu_backend, rng, m, n, alpha):
+    src, w, pts = random_case(rng, m, n)
+    got = fus.asnumpy(rayleigh(src, w, pts, K - 1j * alpha))
+    ref = rayleigh_ref(src, w, pts, K, alpha)
+    assert got.shape == (n,) and got.dtype == np.complex64
+    err = rel_l2(got, ref)
+    assert err <= TOL, f"M={m} N={n} alpha={alpha}: relative L2 {err:.2e} > {TOL}"
+
+
+@pytest.mark.parametrize("kr_max", [50.0, 700.0, 2000.0])
+@pytest.mark.parametrize("alpha", [0.0, 15.0], ids=["lossless", "attenuating"])
+def test_large_phase(cpu_backend, rng, kr_max, alpha):
+    """|k r| up to ~2000 rad: the range reduction and phase compensation hold the error."""
+    src, w, pts = random_case(rng, 301, 777)
+    r = np.linalg.norm(pts[:, None, :] - src[None, :, :], axis=-1)
+    k = kr_max / r.max()
+    got = fus.asnumpy(rayleigh(src, w, pts, complex(k, -alpha)))
+    err = rel_l2(got, rayleigh_ref(src, w, pts, k, alpha))
+    assert err <= TOL, f"k r up to {kr_max}: relative L2 {err:.2e}"
+
+
+def test_attenuation_is_exp_minus_alpha_r(cpu_backend):
+    """One source: |P| = exp(-alpha r) / r exactly in shape, phase -k r."""
+    r = np.linspace(0.01, 0.2, 50)
+    pts = np.column_stack([np.zeros_like(r), np.zeros_like(r), r])
+    alpha = 10.0
+    got = fus.asnumpy(rayleigh([[0.0, 0.0, 0.0]], [1.0], pts, K - 1j * alpha)).astype(np.complex128)
+    r32 = r.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(np.abs(got), np.exp(-alpha * r32) / r32, rtol=2e-6)
+    np.testing.assert_allclose(np.angle(got * np.exp(1j * K * r32)), 0.0, atol=1e-4)
+
+
+def test_real_wavenumber_and_numpy_scalars(cpu_backend, rng):
+    src, w, pts = random_case(rng, 10, 20)
+    a = fus.asnumpy(rayleigh(src, w, pts, K))
+    b = fus.asnumpy(rayleigh(src, w, pts, np.float64(K)))
+    c = fus.asnumpy(rayleigh(src, w, pts, np.array(K + 0j)))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
+def test_leading_point_dimensions(cpu_backend, rng):
+    src, w, _ = random_case(rng, 7, 1)
+    grid = rng.uniform(-0.01, 0.01, (4, 5, 6, 3)) + [0, 0, 0.1]
+    got = fus.asnumpy(rayleigh(src, w, grid, K))
+    assert got.shape == (4, 5, 6)
+    flat = fus.asnumpy(rayleigh(src, w, grid.reshape(-1, 3), K))
+    np.testing.assert_array_equal(got.reshape(-1), flat)
+
+
+def test_no_points_gives_empty(cpu_backend):
+    got = rayleigh([[0.0, 0.0, 0.0]], [1.0], np.zeros((0, 3)), K)
+    assert got.shape == (0,)
+
+
+def test_coincident_point_excludes_that_source(cpu_backend, rng):
+    """r = 0: no inf; the coincident source contributes exactly nothing."""
+    src, w, pts = random_case(rng, 9, 5)
+    pts[2] = src[4]
+    got = fus.asnumpy(rayleigh(src, w, pts, K - 2j))
+    assert np.all(np.isfinite(got))
+    others = np.delete(np.arange(9), 4)
+    expect = rayleigh_ref(src[others], w[others], pts[2:3], K, 2.0)[0]
+    assert abs(got[2] - expect) <= 1e-5 * abs(expect)
+    # only one source, at the point itself: exactly zero
+    alone = fus.asnumpy(rayleigh(src[:1], w[:1], src[:1], K))
+    assert alone[0] == 0
+
+
+def test_nan_propagates(cpu_backend, rng):
+    src, w, pts = random_case(rng, 33, 40)
+    p = pts.copy()
+    p[5, 1] = np.nan
+    got = fus.asnumpy(rayleigh(src, w, p, K - 1j))
+    assert np.isnan(got[5].real) and np.isnan(got[5].imag)
+    assert np.all(np.isfinite(np.delete(got, 5)))
+    s = src.copy()
+    s[3, 2] = np.nan
+    assert np.all(np.isnan(fus.asnumpy(rayleigh(s, w, pts, K))))
+    ww = w.copy()
+    ww[0] = complex(np.nan, 0)
+    assert np.all(np.isnan(fus.asnumpy(rayleigh(src, ww, pts, K - 3j)).real))
+
+
+BAD_INPUTS = [
+    ("sources", dict(sources=np.zeros((4, 2))), "last axis"),
+    ("sources", dict(sources=np.zeros(3)), "dimension"),
+    ("sources", dict(sources=np.zeros((0, 3)), weights=np.zeros(0)), "at least 1"),
+    ("sources", dict(sources=np.zeros((4, 3), dtype=complex)), "real numeric"),
+    ("sources", dict(sources=np.zeros((4, 3), dtype=bool)), "real numeric"),
+    ("sources", dict(sources=[[0, 0, "a"]] * 4), "real numeric"),
+    ("sources", dict(sources=[[0, 0, 0], [0, 0]] + [[0, 0, 0]] * 2), "not convertible"),
+    ("points", dict(points=np.zeros((5, 4))), "last axis"),
+    ("points", dict(points=np.zeros((5, 3), dtype=object)), "real numeric"),
+    ("weights", dict(weights=np.ones(5)), "one weight per source"),
+    ("weights", dict(weights=np.ones((4, 1))), "dimension"),
+    ("weights", dict(weights=np.array(["x"] * 4)), "numeric"),
+    ("wavenumber", dict(wavenumber=np.nan), "finite"),
+    ("wavenumber", dict(wavenumber=complex(K, np.inf)), "finite"),
+    ("wavenumber", dict(wavenumber=-K), "k must be >= 0"),
+    ("wavenumber", dict(wavenumber=K + 1j), "<= 0"),
+    ("wavenumber", dict(wavenumber=np.array([K, K])), "number"),
+    ("wavenumber", dict(wavenumber=True), "boolean"),
+    ("wavenumber", dict(wavenumber="5000"), "number"),
+]
+
+
+@pytest.mark.parametrize("name,override,needle", BAD_INPUTS, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_names_parameter(cpu_backend, name, override, needle):
+    args = dict(sources=np.zeros((4, 3)), weights=np.ones(4), points=np.ones((5, 3)), wavenumber=K)
+    args.update(override)
+    with pytest.raises(InvalidParameterError) as info:
+        rayleigh(**args)
+    assert info.value.name == name
+    assert needle in str(info.value), str(info.value)
+    assert name in str(info.value)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("alpha", [0.0, 8.6])
+def test_gpu_matches_cpu(cuda_backend, rng, alpha):
+    """The GPU build of rayleigh.cu against the CPU build on the same inputs, and float64."""
+    src, w, pts = random_case(rng, 1031, 20011)
+    gpu = fus.asnumpy(rayleigh(src, w, pts, K - 1j * alpha))
+    with fus.use("cpu"):
+        cpu = fus.asnumpy(rayleigh(src, w, pts, K - 1j * alpha))
+    ref = rayleigh_ref(src, w, pts, K, alpha)
+    assert rel_l2(gpu, ref) <= TOL
+    assert rel_l2(gpu, cpu) <= TOL
+
+
+@pytest.mark.cuda
+def test_gpu_accepts_numpy_and_returns_cupy(cuda_backend, rng):
+    import cupy
+
+    src, w, pts = random_case(rng, 5, 6)
+    out = rayleigh(src, w, pts, K)
+    assert isinstance(out, cupy.ndarray)
+    assert isinstance(fus.asnumpy(out), np.ndarray)
