@@ -137,17 +137,19 @@ FUS_HD void fus_sincos(float x, float x_lo, float* s_out, float* c_out) {
     *c_out = c;
 }
 
-// exp(x) for x <= 0 [dimensionless], vectorisable. Relative error < 2e-7 for x in [-87, 0];
-// returns 0 for x < -87.3 (the float32 normal range ends there); NaN in -> NaN out.
-FUS_HD float fus_exp_neg(float x) {
+// exp(x) [dimensionless], vectorisable, both compilers. Relative error < 2e-7 for |x| < 86;
+// 0 for x < -86.5 (the float32 normal range ends near -87.3), +inf for x > 88.72; NaN in -> NaN out.
+// Range reduction x = n ln2 + f (two-part ln2), Cephes expf polynomial on [-ln2/2, ln2/2], and
+// 2^n built in the exponent bits (in two factors, so n = 128 still rounds to +inf correctly).
+FUS_HD float fus_exp(float x) {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693359375f;
     const float ln2_lo = -2.12194440e-4f;
-    float xc = (x < -87.0f) ? -87.0f : x;  // NaN compares false: NaN is kept
-    float n = fus_rint(xc * log2e);
+    float xc = (x > 88.72f) ? 88.72f : x;  // NaN compares false: NaN is kept
+    xc = (xc < -86.5f) ? -86.5f : xc;
+    float n = fus_rint(xc * log2e);  // -125 .. 128
     float f = fmaf(-n, ln2_hi, xc);
     f = fmaf(-n, ln2_lo, f);
-    // exp(f) on [-ln2/2, ln2/2]: Cephes expf polynomial
     float p = 1.9875691500e-4f;
     p = fmaf(p, f, 1.3981999507e-3f);
     p = fmaf(p, f, 8.3334519073e-3f);
@@ -155,9 +157,59 @@ FUS_HD float fus_exp_neg(float x) {
     p = fmaf(p, f, 1.6666665459e-1f);
     p = fmaf(p, f, 5.0000001201e-1f);
     p = fmaf(p * f, f, f) + 1.0f;
-    float scale = fus_as_float(((fus_i32)n + 127) << 23);
-    float r = p * scale;
-    return (x < -87.3f) ? 0.0f : r;
+    float r = (p * fus_as_float(((fus_i32)n + 126) << 23)) * 2.0f;
+    r = (x > 88.72f) ? fus_as_float(0x7f800000) : r;
+    return (x < -86.5f) ? 0.0f : r;
 }
+
+// (exp(x) - 1) / x, the mean of exp over [0, x]; 1 at x = 0, accurate to ~2e-7 relative
+// (Taylor series below |x| = 0.5, where exp(x) - 1 would cancel). NaN in -> NaN out.
+FUS_HD float fus_expm1_over_x(float x) {
+    float t = 1.0f / 5040.0f;
+    t = fmaf(t, x, 1.0f / 720.0f);
+    t = fmaf(t, x, 1.0f / 120.0f);
+    t = fmaf(t, x, 1.0f / 24.0f);
+    t = fmaf(t, x, 1.0f / 6.0f);
+    t = fmaf(t, x, 0.5f);
+    t = fmaf(t, x, 1.0f);
+    float ax = (x < 0.0f) ? -x : x;
+    float xs = (ax < 0.5f) ? 1.0f : x;  // keep the division harmless where the series is used
+    float d = (fus_exp(x) - 1.0f) / xs;
+    return (ax < 0.5f) ? t : d;
+}
+
+// atan2(y, x) [rad] in [-pi, pi], vectorisable, both compilers; |error| < 2e-7 rad.
+// Octant reduction to a = min(|x|,|y|) / max(|x|,|y|) in [0, 1], then to [0, tan(pi/8)] by
+// atan(a) = pi/4 + atan((a - 1) / (a + 1)), and the Cephes atanf polynomial. atan2(0, 0) = 0
+// (signs of zero ignored); NaN in -> NaN out.
+FUS_HD float fus_atan2(float y, float x) {
+    const float pi = 3.14159265358979f;
+    const float pi_2 = 1.57079632679490f;
+    const float pi_4 = 0.78539816339745f;
+    float ax = (x < 0.0f) ? -x : x;
+    float ay = (y < 0.0f) ? -y : y;
+    bool swap = ay > ax;
+    float num = swap ? ax : ay;
+    float den = swap ? ay : ax;
+    float a = num / ((den == 0.0f) ? 1.0f : den);
+    a = (den != den) ? den : a;  // NaN denominators stay NaN
+    bool big = a > 0.41421356237f;
+    float t = big ? (a - 1.0f) / (a + 1.0f) : a;
+    float z = t * t;
+    float p = fmaf(fmaf(fmaf(8.05374449538e-2f, z, -1.38776856032e-1f), z, 1.99777106478e-1f), z,
+                   -3.33329491539e-1f);
+    float r = fmaf(p * z, t, t) + (big ? pi_4 : 0.0f);
+    r = swap ? pi_2 - r : r;
+    r = (x < 0.0f) ? pi - r : r;
+    return (y < 0.0f) ? -r : r;
+}
+
+// Like FUS_FOR_EACH, for element-wise kernels whose body vectorises: `omp parallel for simd`.
+#if FUS_GPU
+#define FUS_FOR_EACH_SIMD(i, n) FUS_FOR_EACH(i, n)
+#else
+#define FUS_FOR_EACH_SIMD(i, n) \
+    FUS_PRAGMA(omp parallel for simd schedule(static)) for (fus_i32 i = 0; i < (n); ++i)
+#endif
 
 #endif  // FUS_PORTABLE_CUH

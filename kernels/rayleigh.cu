@@ -45,7 +45,7 @@ FUS_HD fus_c32 rayleigh_term(float px, float py, float pz, float sx, float sy, f
     float s, c;
     fus_sincos(ph, ph_lo, &s, &c);
     float a = inv_r;
-    if (ATTEN) a *= fus_exp_neg(-alpha * r);
+    if (ATTEN) a *= fus_exp(-alpha * r);
     // w * a * (c - i s)
     float er = a * c;
     float ei = -a * s;

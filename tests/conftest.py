@@ -13,10 +13,20 @@ from fus.backend import cuda_status
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+#: (source, arch, NVRTC version, cubin bytes) of each successful NVRTC compile, for the summary.
+NVRTC_RESULTS: list[tuple[str, str, str, int]] = []
+
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     ok, reason, _ = cuda_status()
     return [f"fus CUDA backend: {'available' if ok else 'not available'} ({reason})"]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if NVRTC_RESULTS:
+        terminalreporter.section("NVRTC compile of kernels/ (GPU backend options)")
+        for source, arch, version, size in NVRTC_RESULTS:
+            terminalreporter.write_line(f"NVRTC {version}: {source} -> {arch}: OK ({size} bytes cubin)")
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from conftest import NVRTC_RESULTS
 from fus.backend.cuda import nvrtc_options
 from fus.backend.signatures import KERNELS
 from fus.backend.sources import kernel_dir, kernel_source
@@ -61,6 +62,6 @@ def test_compiles_with_nvrtc(source, arch):
         for sig in KERNELS.values():
             if sig.source == source:
                 assert sig.name.encode() in cubin, f"kernel {sig.name} missing from the {arch} binary"
-        print(f"NVRTC {nvrtc.getVersion()}: {source} -> {arch} cubin, {len(cubin)} bytes")
+        NVRTC_RESULTS.append((source, arch, ".".join(map(str, nvrtc.getVersion())), len(cubin)))
     finally:
         nvrtc.destroyProgram(prog)

@@ -31,7 +31,8 @@ class Arg:
     name : str
         Argument name, as in the kernel source.
     dtype : str
-        numpy dtype name: ``float32``, ``int32`` or ``complex64``.
+        numpy dtype name (``float32``, ``float64``, ``int32``, ``uint8``, ``complex64``); scalars
+        are ``float32`` or ``int32``.
     size : callable, optional
         For arrays: ``size(scalars) -> int``, the number of elements the array must hold, given the
         kernel's scalar arguments by name. ``None`` marks a scalar.
@@ -106,6 +107,51 @@ KERNELS: dict[str, KernelSignature] = {
             elements="n_pts",
             block=256,
         ),
+        # -- thermometry entries (prf.cu, dose.cu) --
+        KernelSignature(
+            name="prf_phase",
+            source="prf.cu",
+            args=(
+                Arg("z", "complex64", _n("n")),
+                Arg("z_ref", "complex64", _n("n")),
+                Arg("noise", "float32"),
+                Arg("noise_ref", "float32"),
+                Arg("mag_min", "float32"),
+                Arg("n", "int32"),
+                Arg("dphi", "float32", _n("n"), output=True),
+                Arg("sigma_phi", "float32", _n("n"), output=True),
+                Arg("mask", "uint8", _n("n"), output=True),
+            ),
+            elements="n",
+        ),
+        KernelSignature(
+            name="prf_temperature",
+            source="prf.cu",
+            args=(
+                Arg("dphi", "float32", _n("n")),
+                Arg("drift", "float32", _n("n")),
+                Arg("sigma_phi", "float32", _n("n")),
+                Arg("mask", "uint8", _n("n")),
+                Arg("scale", "float32"),
+                Arg("n", "int32"),
+                Arg("dT", "float32", _n("n"), output=True),
+                Arg("sigma_T", "float32", _n("n"), output=True),
+            ),
+            elements="n",
+        ),
+        KernelSignature(
+            name="cem43",
+            source="dose.cu",
+            args=(
+                Arg("dose", "float64", _n("n"), output=True),
+                Arg("t0", "float32", _n("n")),
+                Arg("t1", "float32", _n("n")),
+                Arg("dt_min", "float32"),
+                Arg("n", "int32"),
+            ),
+            elements="n",
+        ),
+        # -- bioheat entries (bioheat.cu) --
     ]
 }
 

@@ -5,6 +5,8 @@ Each function takes arrays of either backend, validates shapes, dtypes and sizes
 the active backend (see :mod:`fus.backend`).
 """
 
+from fus.kernels.dose import cem43
 from fus.kernels.rayleigh import rayleigh
+from fus.kernels.thermometry import prf_phase, prf_temperature
 
-__all__ = ["rayleigh"]
+__all__ = ["cem43", "prf_phase", "prf_temperature", "rayleigh"]

@@ -1,0 +1,130 @@
+"""Public low-level functions for ``kernels/prf.cu`` (PRF thermometry)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fus.backend import get_backend
+from fus.errors import InvalidParameterError
+from fus.kernels._validate import complex_array, count, real_array
+
+__all__ = ["prf_phase", "prf_temperature"]
+
+
+def _finite_scalar(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(name, value, "must be a real number") from exc
+    if not math.isfinite(v):
+        raise InvalidParameterError(name, value, "must be finite")
+    if positive and v <= 0:
+        raise InvalidParameterError(name, value, "must be > 0")
+    if nonnegative and v < 0:
+        raise InvalidParameterError(name, value, "must be >= 0")
+    return v
+
+
+def _same_shape(name: str, arr: Any, shape: tuple[int, ...]) -> None:
+    if tuple(arr.shape) != tuple(shape):
+        raise InvalidParameterError(name, f"array of shape {tuple(arr.shape)}", f"must have shape {tuple(shape)}")
+
+
+def prf_phase(z: Any, z_ref: Any, *, noise: float, noise_ref: float | None = None, mag_min: float = 0.0) -> tuple[Any, Any, Any]:
+    r"""Complex phase difference of a dynamic against its baseline, its noise, and a magnitude mask.
+
+    .. math::
+
+        \Delta\phi = \arg(z \, \overline{z_{ref}}), \qquad
+        \sigma_\phi = \sqrt{(\sigma / |z|)^2 + (\sigma_{ref} / |z_{ref}|)^2}
+
+    Parameters
+    ----------
+    z, z_ref : array_like, complex, same shape
+        Complex image of the dynamic and of the baseline (any shape, e.g. (slices, rows, cols)).
+    noise : float
+        Standard deviation of the noise in each of the real and imaginary channels of ``z``
+        (same units as ``z``), > 0.
+    noise_ref : float, optional
+        The same for ``z_ref`` (smaller for an average of baselines). Default: ``noise``.
+    mag_min : float
+        Voxels with ``|z|`` or ``|z_ref|`` below this are masked out. Default 0.
+
+    Returns
+    -------
+    dphi : float32 array [rad], in (-pi, pi]
+    sigma_phi : float32 array [rad]
+    mask : uint8 array, 1 where the voxel is measured
+    """
+    backend = get_backend()
+    zc = complex_array("z", z, backend)
+    zr = complex_array("z_ref", z_ref, backend)
+    _same_shape("z_ref", zr, zc.shape)
+    s = _finite_scalar("noise", noise, positive=True)
+    s_ref = s if noise_ref is None else _finite_scalar("noise_ref", noise_ref, positive=True)
+    mmin = _finite_scalar("mag_min", mag_min, nonnegative=True)
+    n = count("z", int(zc.size))
+    xp = backend.xp
+    dphi = xp.empty(zc.shape, np.float32)
+    sigma = xp.empty(zc.shape, np.float32)
+    mask = xp.empty(zc.shape, np.uint8)
+    backend.launch(
+        "prf_phase", zc, zr, np.float32(s), np.float32(s_ref), np.float32(mmin), np.int32(n), dphi, sigma, mask
+    )
+    return dphi, sigma, mask
+
+
+def prf_temperature(dphi: Any, drift: Any, sigma_phi: Any, mask: Any, scale: float) -> tuple[Any, Any]:
+    r"""Temperature change from a phase difference after subtracting a drift phase.
+
+    .. math::
+
+        \Delta T = s \, \mathrm{wrap}(\Delta\phi - \phi_{drift}), \qquad \sigma_T = |s| \sigma_\phi
+
+    with ``s = phase_sign / (gamma * alpha * B0 * TE)`` [C/rad] (see
+    :func:`fus.mr.prf.prf_scale`). Masked-out voxels get NaN.
+
+    Parameters
+    ----------
+    dphi, sigma_phi : array_like, float
+        Output of :func:`prf_phase` [rad].
+    drift : array_like or float
+        Drift phase to subtract [rad], same shape as ``dphi`` or a scalar (0 for none).
+    mask : array_like, uint8 or bool
+        1 / True where measured.
+    scale : float
+        [C/rad], finite and non-zero.
+
+    Returns
+    -------
+    dT : float32 array [C]
+    sigma_T : float32 array [C]
+    """
+    backend = get_backend()
+    xp = backend.xp
+    d = real_array("dphi", dphi, backend)
+    sp = real_array("sigma_phi", sigma_phi, backend)
+    _same_shape("sigma_phi", sp, d.shape)
+    if np.ndim(drift) == 0 and not hasattr(drift, "shape"):
+        dr = xp.full(d.shape, _finite_scalar("drift", drift), np.float32)
+    else:
+        dr = real_array("drift", drift, backend)
+        if dr.ndim == 0:
+            dr = xp.full(d.shape, dr, np.float32)
+        _same_shape("drift", dr, d.shape)
+    m = backend.asarray(mask)
+    if m.dtype.kind not in "biu":
+        raise InvalidParameterError("mask", f"array of dtype {m.dtype}", "must be boolean or integer (1 = measured)")
+    m = backend.asarray(m != 0, dtype=np.uint8)
+    _same_shape("mask", m, d.shape)
+    sc = _finite_scalar("scale", scale)
+    if sc == 0:
+        raise InvalidParameterError("scale", scale, "must be non-zero [C/rad]")
+    n = count("dphi", int(d.size))
+    dT = xp.empty(d.shape, np.float32)
+    sT = xp.empty(d.shape, np.float32)
+    backend.launch("prf_temperature", d, dr, sp, m, np.float32(sc), np.int32(n), dT, sT)
+    return dT, sT

@@ -1,0 +1,131 @@
+"""fus.kernels.prf_phase / prf_temperature (kernels/prf.cu) against float64 numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fus
+from fus.errors import InvalidParameterError
+from fus.kernels import prf_phase, prf_temperature
+
+GAMMA = 2 * np.pi * 42.577478e6  # rad/s/T
+
+
+def wrapped(a):
+    return (np.asarray(a, np.float64) + np.pi) % (2 * np.pi) - np.pi
+
+
+def random_images(rng, shape, mag=100.0):
+    z = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) * mag
+    zr = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) * mag
+    return z.astype(np.complex64), zr.astype(np.complex64)
+
+
+def test_phase_matches_complex_difference(cpu_backend, rng):
+    z, zr = random_images(rng, (3, 37, 41))
+    z[0, 0, :8] = [1, -1, 1j, -1j, 1 + 1j, -1 - 1j, 1e-3, -3]  # axes and octant boundaries
+    dphi, sigma, mask = prf_phase(z, zr, noise=2.0, noise_ref=1.0, mag_min=0.0)
+    ref = np.angle(z.astype(np.complex128) * np.conj(zr.astype(np.complex128)))
+    assert dphi.dtype == np.float32 and dphi.shape == z.shape
+    assert np.abs(wrapped(dphi - ref)).max() < 4e-7
+    assert np.all(np.abs(dphi) <= np.float32(np.pi))
+    ref_sigma = np.sqrt((2.0 / np.abs(z.astype(np.complex128))) ** 2 + (1.0 / np.abs(zr.astype(np.complex128))) ** 2)
+    np.testing.assert_allclose(sigma, ref_sigma, rtol=1e-6)
+    assert mask.all()
+
+
+def test_mask_threshold_and_bad_voxels(cpu_backend, rng):
+    z, zr = random_images(rng, (500,))
+    z[0] = 0
+    zr[1] = 0
+    z[2] = complex(np.nan, 1)
+    zr[3] = complex(1, np.inf)
+    dphi, sigma, mask = prf_phase(z, zr, noise=1.0, mag_min=30.0)
+    expect = (np.abs(z) >= 30) & (np.abs(zr) >= 30) & np.isfinite(z) & np.isfinite(zr)
+    # with no threshold, zero and underflowing (|z|^2 < 1e-38) magnitudes are still not measured
+    z[4] = 1e-30
+    _, _, mask0 = prf_phase(z, zr, noise=1.0, mag_min=0.0)
+    assert not mask0[[0, 1, 2, 3, 4]].any() and mask0[5:].all()
+    np.testing.assert_array_equal(mask.astype(bool), expect)
+    dT, sT = prf_temperature(dphi, 0.0, sigma, mask, scale=-10.0)
+    assert np.isnan(dT[~expect]).all() and np.isnan(sT[~expect]).all()
+    assert np.isfinite(dT[expect]).all()
+
+
+def test_temperature_wraps_after_drift(cpu_backend, rng):
+    dphi = rng.uniform(-np.pi, np.pi, 10_000).astype(np.float32)
+    drift = rng.uniform(-3, 3, 10_000).astype(np.float32)
+    sigma = rng.uniform(0.01, 0.1, 10_000).astype(np.float32)
+    mask = np.ones(10_000, np.uint8)
+    scale = -1.0 / (GAMMA * -0.01e-6 * 2.895 * 0.01)  # +-: C per rad at 3 T, TE 10 ms
+    dT, sT = prf_temperature(dphi, drift, sigma, mask, scale)
+    ref = scale * wrapped(dphi.astype(np.float64) - drift.astype(np.float64))
+    np.testing.assert_allclose(dT, ref, atol=abs(scale) * 1e-6)
+    np.testing.assert_allclose(sT, abs(scale) * sigma.astype(np.float64), rtol=1e-6)
+
+
+def test_round_trip_known_temperature(cpu_backend, rng):
+    """Known dT -> phase -> complex images -> dT, with alpha = -0.01 ppm/C, B0 = 2.895 T, TE = 10 ms."""
+    b0, te, alpha = 2.895, 0.010, -0.01e-6
+    scale = 1.0 / (GAMMA * alpha * b0 * te)
+    dT_true = rng.uniform(-5, 25, (4, 64, 64))  # within the +-pi range at this TE (~ +-41 C)
+    phi0 = rng.uniform(-np.pi, np.pi, dT_true.shape)
+    mag = rng.uniform(50, 200, dT_true.shape)
+    zr = mag * np.exp(1j * phi0)
+    z = mag * np.exp(1j * (phi0 + dT_true / scale))
+    dphi, sigma, mask = prf_phase(z, zr, noise=1.0)
+    dT, _ = prf_temperature(dphi, 0.0, sigma, mask, scale)
+    assert np.abs(dT - dT_true).max() < 2e-4
+
+
+def test_backend_arrays_returned(cpu_backend, rng):
+    z, zr = random_images(rng, (2, 3))
+    out = prf_phase(z, zr, noise=1.0)
+    assert all(isinstance(a, np.ndarray) for a in out)
+
+
+@pytest.mark.parametrize(
+    "fn,kwargs,name",
+    [
+        ("phase", dict(z_ref=np.ones((4, 4), np.complex64)), "z_ref"),
+        ("phase", dict(noise=0.0), "noise"),
+        ("phase", dict(noise=np.nan), "noise"),
+        ("phase", dict(noise_ref=-1.0), "noise_ref"),
+        ("phase", dict(mag_min=-1.0), "mag_min"),
+        ("phase", dict(z=np.array(["a"] * 9).reshape(3, 3)), "z"),
+        ("temp", dict(scale=0.0), "scale"),
+        ("temp", dict(scale=np.inf), "scale"),
+        ("temp", dict(drift=np.zeros((2, 2))), "drift"),
+        ("temp", dict(mask=np.ones((3, 3), np.float32)), "mask"),
+        ("temp", dict(sigma_phi=np.zeros(9)), "sigma_phi"),
+        ("temp", dict(dphi=np.zeros((3, 3), complex)), "dphi"),
+    ],
+)
+def test_bad_input(cpu_backend, fn, kwargs, name):
+    if fn == "phase":
+        args = dict(z=np.ones((3, 3), np.complex64), z_ref=np.ones((3, 3), np.complex64), noise=1.0)
+        args.update(kwargs)
+        call = lambda: prf_phase(args.pop("z"), args.pop("z_ref"), **args)  # noqa: E731
+    else:
+        args = dict(dphi=np.zeros((3, 3)), drift=0.0, sigma_phi=np.zeros((3, 3)), mask=np.ones((3, 3), np.uint8), scale=-10.0)
+        args.update(kwargs)
+        call = lambda: prf_temperature(**args)  # noqa: E731
+    with pytest.raises(InvalidParameterError) as info:
+        call()
+    assert info.value.name == name
+
+
+@pytest.mark.cuda
+def test_gpu_matches_cpu(cuda_backend, rng):
+    z, zr = random_images(rng, (8, 64, 64))
+    g = [fus.asnumpy(a) for a in prf_phase(z, zr, noise=2.0, mag_min=20.0)]
+    with fus.use("cpu"):
+        c = prf_phase(z, zr, noise=2.0, mag_min=20.0)
+    np.testing.assert_array_equal(g[2], c[2])
+    assert np.abs(wrapped(g[0] - c[0])).max() < 1e-6
+    np.testing.assert_allclose(g[1], c[1], rtol=1e-6)
+    gt = [fus.asnumpy(a) for a in prf_temperature(g[0], 0.1, g[1], g[2], -10.0)]
+    with fus.use("cpu"):
+        ct = prf_temperature(c[0], 0.1, c[1], c[2], -10.0)
+    np.testing.assert_allclose(gt[0], ct[0], atol=1e-5, equal_nan=True)
