@@ -4,14 +4,17 @@
 //
 // prf_phase: complex phase difference of a dynamic z against its baseline z_ref,
 //     dphi = angle(z * conj(z_ref))                     [rad, in (-pi, pi]]
-// (the complex difference, never a difference of wrapped phases), its standard deviation from
-// the image noise (first order, independent noise on both images),
-//     sigma_phi = sqrt((noise / |z|)^2 + (noise_ref / |z_ref|)^2)   [rad]
-// which is sqrt(2) / SNR when both have the same magnitude and noise, and a mask:
-//     mask = |z| >= mag_min and |z_ref| >= mag_min, both non-zero, and dphi finite.
+// (the complex difference, never a difference of wrapped phases), a mask
+//     mask = |z| >= mag_min and |z_ref| >= mag_min, both non-zero, and dphi finite,
+// and the inverse-variance weight of dphi from the image noise (first order, independent noise
+// on both images),
+//     weight = 1 / sigma_phi^2,  sigma_phi^2 = (noise / |z|)^2 + (noise_ref / |z_ref|)^2  [1/rad^2]
+// (sigma_phi = sqrt(2) / SNR when both have the same magnitude and noise). Where mask = 0, dphi
+// and weight are 0, so the drift fit can use the arrays without NaN checks; the mask (and NaN in
+// prf_temperature) tells the voxel was not measured.
 //
 // prf_temperature: temperature change from the drift-corrected phase,
-//     dT = scale * wrap(dphi - drift),  sigma_T = |scale| * sigma_phi   [C]
+//     dT = scale * wrap(dphi - drift),  sigma_T = |scale| / sqrt(weight)   [C]
 // with scale = phase_sign / (gamma * alpha * B0 * TE) [C/rad] (gamma = 2 pi 42.577 MHz/T,
 // alpha ~ -0.01 ppm/C) and wrap to (-pi, pi]. Masked-out voxels get NaN in dT and sigma_T: no
 // measurement is never reported as a number.
@@ -19,7 +22,7 @@
 
 // Phase difference, phase noise and mask of one voxel. z = (zr, zi), z_ref = (rr, ri).
 FUS_HD void prf_phase_voxel(float zr, float zi, float rr, float ri, float noise, float noise_ref,
-                            float mag_min, float* dphi, float* sigma_phi, unsigned char* mask) {
+                            float mag_min, float* dphi, float* weight, unsigned char* mask) {
     // z * conj(z_ref)
     float pr = fmaf(zr, rr, zi * ri);
     float pi = fmaf(zi, rr, -zr * ri);
@@ -30,13 +33,13 @@ FUS_HD void prf_phase_voxel(float zr, float zi, float rr, float ri, float noise,
     // (noise/|z|)^2 + (noise_ref/|z_ref|)^2; the division by 0 is guarded by the mask (NaN out)
     float var = (noise * noise) / m2 + (noise_ref * noise_ref) / r2;
     bool ok = (m2 >= mm) && (m2 > 0.0f) && (r2 >= mm) && (r2 > 0.0f) && (d == d) && (var == var);
-    *dphi = d;
-    *sigma_phi = sqrtf(var);
+    *dphi = ok ? d : 0.0f;
+    *weight = ok ? 1.0f / var : 0.0f;
     *mask = ok ? 1 : 0;
 }
 
 // Temperature change [C] and its standard deviation from a phase difference and drift [rad].
-FUS_HD void prf_temperature_voxel(float dphi, float drift, float sigma_phi, unsigned char mask,
+FUS_HD void prf_temperature_voxel(float dphi, float drift, float weight, unsigned char mask,
                                   float scale, float* dT, float* sigma_T) {
     const float two_pi = 6.28318530717959f;
     const float inv_two_pi = 0.159154943091895f;
@@ -45,26 +48,26 @@ FUS_HD void prf_temperature_voxel(float dphi, float drift, float sigma_phi, unsi
     float abs_scale = (scale < 0.0f) ? -scale : scale;
     float nan = fus_as_float(0x7fc00000);
     *dT = mask ? scale * d : nan;
-    *sigma_T = mask ? abs_scale * sigma_phi : nan;
+    *sigma_T = mask ? abs_scale / sqrtf(weight) : nan;
 }
 
 #if FUS_GPU
 
 FUS_GLOBAL void prf_phase(const float* FUS_RESTRICT z, const float* FUS_RESTRICT z_ref, float noise,
                           float noise_ref, float mag_min, fus_i32 n, float* FUS_RESTRICT dphi,
-                          float* FUS_RESTRICT sigma_phi, unsigned char* FUS_RESTRICT mask) {
+                          float* FUS_RESTRICT weight, unsigned char* FUS_RESTRICT mask) {
     FUS_FOR_EACH(i, n) {
         prf_phase_voxel(z[2 * i], z[2 * i + 1], z_ref[2 * i], z_ref[2 * i + 1], noise, noise_ref,
-                        mag_min, &dphi[i], &sigma_phi[i], &mask[i]);
+                        mag_min, &dphi[i], &weight[i], &mask[i]);
     }
 }
 
 FUS_GLOBAL void prf_temperature(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT drift,
-                                const float* FUS_RESTRICT sigma_phi,
+                                const float* FUS_RESTRICT weight,
                                 const unsigned char* FUS_RESTRICT mask, float scale, fus_i32 n,
                                 float* FUS_RESTRICT dT, float* FUS_RESTRICT sigma_T) {
     FUS_FOR_EACH(i, n) {
-        prf_temperature_voxel(dphi[i], drift[i], sigma_phi[i], mask[i], scale, &dT[i], &sigma_T[i]);
+        prf_temperature_voxel(dphi[i], drift[i], weight[i], mask[i], scale, &dT[i], &sigma_T[i]);
     }
 }
 
@@ -72,25 +75,25 @@ FUS_GLOBAL void prf_temperature(const float* FUS_RESTRICT dphi, const float* FUS
 
 FUS_HOST_API void prf_phase(const float* FUS_RESTRICT z, const float* FUS_RESTRICT z_ref, float noise,
                             float noise_ref, float mag_min, fus_i32 n, float* FUS_RESTRICT dphi,
-                            float* FUS_RESTRICT sigma_phi, unsigned char* FUS_RESTRICT mask) {
+                            float* FUS_RESTRICT weight, unsigned char* FUS_RESTRICT mask) {
     FUS_FOR_EACH_SIMD(i, n) {
         float d, s;
         unsigned char m;
         prf_phase_voxel(z[2 * (size_t)i], z[2 * (size_t)i + 1], z_ref[2 * (size_t)i],
                         z_ref[2 * (size_t)i + 1], noise, noise_ref, mag_min, &d, &s, &m);
         dphi[i] = d;
-        sigma_phi[i] = s;
+        weight[i] = s;
         mask[i] = m;
     }
 }
 
 FUS_HOST_API void prf_temperature(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT drift,
-                                  const float* FUS_RESTRICT sigma_phi,
+                                  const float* FUS_RESTRICT weight,
                                   const unsigned char* FUS_RESTRICT mask, float scale, fus_i32 n,
                                   float* FUS_RESTRICT dT, float* FUS_RESTRICT sigma_T) {
     FUS_FOR_EACH_SIMD(i, n) {
         float t, s;
-        prf_temperature_voxel(dphi[i], drift[i], sigma_phi[i], mask[i], scale, &t, &s);
+        prf_temperature_voxel(dphi[i], drift[i], weight[i], mask[i], scale, &t, &s);
         dT[i] = t;
         sigma_T[i] = s;
     }

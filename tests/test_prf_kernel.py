@@ -25,13 +25,13 @@ def random_images(rng, shape, mag=100.0):
 def test_phase_matches_complex_difference(cpu_backend, rng):
     z, zr = random_images(rng, (3, 37, 41))
     z[0, 0, :8] = [1, -1, 1j, -1j, 1 + 1j, -1 - 1j, 1e-3, -3]  # axes and octant boundaries
-    dphi, sigma, mask = prf_phase(z, zr, noise=2.0, noise_ref=1.0, mag_min=0.0)
+    dphi, weight, mask = prf_phase(z, zr, noise=2.0, noise_ref=1.0, mag_min=0.0)
     ref = np.angle(z.astype(np.complex128) * np.conj(zr.astype(np.complex128)))
     assert dphi.dtype == np.float32 and dphi.shape == z.shape
     assert np.abs(wrapped(dphi - ref)).max() < 4e-7
     assert np.all(np.abs(dphi) <= np.float32(np.pi))
     ref_sigma = np.sqrt((2.0 / np.abs(z.astype(np.complex128))) ** 2 + (1.0 / np.abs(zr.astype(np.complex128))) ** 2)
-    np.testing.assert_allclose(sigma, ref_sigma, rtol=1e-6)
+    np.testing.assert_allclose(weight, 1 / ref_sigma**2, rtol=2e-6)
     assert mask.all()
 
 
@@ -51,15 +51,17 @@ def test_mask_threshold_and_bad_voxels(cpu_backend, rng):
     dT, sT = prf_temperature(dphi, 0.0, sigma, mask, scale=-10.0)
     assert np.isnan(dT[~expect]).all() and np.isnan(sT[~expect]).all()
     assert np.isfinite(dT[expect]).all()
+    assert (dphi[~expect] == 0).all() and (sigma[~expect] == 0).all()  # no NaN for the drift fit
 
 
 def test_temperature_wraps_after_drift(cpu_backend, rng):
     dphi = rng.uniform(-np.pi, np.pi, 10_000).astype(np.float32)
     drift = rng.uniform(-3, 3, 10_000).astype(np.float32)
     sigma = rng.uniform(0.01, 0.1, 10_000).astype(np.float32)
+    weight = (1 / sigma.astype(np.float64) ** 2).astype(np.float32)
     mask = np.ones(10_000, np.uint8)
     scale = -1.0 / (GAMMA * -0.01e-6 * 2.895 * 0.01)  # +-: C per rad at 3 T, TE 10 ms
-    dT, sT = prf_temperature(dphi, drift, sigma, mask, scale)
+    dT, sT = prf_temperature(dphi, drift, weight, mask, scale)
     ref = scale * wrapped(dphi.astype(np.float64) - drift.astype(np.float64))
     np.testing.assert_allclose(dT, ref, atol=abs(scale) * 1e-6)
     np.testing.assert_allclose(sT, abs(scale) * sigma.astype(np.float64), rtol=1e-6)
@@ -98,7 +100,7 @@ def test_backend_arrays_returned(cpu_backend, rng):
         ("temp", dict(scale=np.inf), "scale"),
         ("temp", dict(drift=np.zeros((2, 2))), "drift"),
         ("temp", dict(mask=np.ones((3, 3), np.float32)), "mask"),
-        ("temp", dict(sigma_phi=np.zeros(9)), "sigma_phi"),
+        ("temp", dict(weight=np.zeros(9)), "weight"),
         ("temp", dict(dphi=np.zeros((3, 3), complex)), "dphi"),
     ],
 )
@@ -108,7 +110,7 @@ def test_bad_input(cpu_backend, fn, kwargs, name):
         args.update(kwargs)
         call = lambda: prf_phase(args.pop("z"), args.pop("z_ref"), **args)  # noqa: E731
     else:
-        args = dict(dphi=np.zeros((3, 3)), drift=0.0, sigma_phi=np.zeros((3, 3)), mask=np.ones((3, 3), np.uint8), scale=-10.0)
+        args = dict(dphi=np.zeros((3, 3)), drift=0.0, weight=np.ones((3, 3)), mask=np.ones((3, 3), np.uint8), scale=-10.0)
         args.update(kwargs)
         call = lambda: prf_temperature(**args)  # noqa: E731
     with pytest.raises(InvalidParameterError) as info:

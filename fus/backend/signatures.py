@@ -119,7 +119,7 @@ KERNELS: dict[str, KernelSignature] = {
                 Arg("mag_min", "float32"),
                 Arg("n", "int32"),
                 Arg("dphi", "float32", _n("n"), output=True),
-                Arg("sigma_phi", "float32", _n("n"), output=True),
+                Arg("weight", "float32", _n("n"), output=True),
                 Arg("mask", "uint8", _n("n"), output=True),
             ),
             elements="n",
@@ -130,7 +130,7 @@ KERNELS: dict[str, KernelSignature] = {
             args=(
                 Arg("dphi", "float32", _n("n")),
                 Arg("drift", "float32", _n("n")),
-                Arg("sigma_phi", "float32", _n("n")),
+                Arg("weight", "float32", _n("n")),
                 Arg("mask", "uint8", _n("n")),
                 Arg("scale", "float32"),
                 Arg("n", "int32"),

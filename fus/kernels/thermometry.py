@@ -34,12 +34,13 @@ def _same_shape(name: str, arr: Any, shape: tuple[int, ...]) -> None:
 
 
 def prf_phase(z: Any, z_ref: Any, *, noise: float, noise_ref: float | None = None, mag_min: float = 0.0) -> tuple[Any, Any, Any]:
-    r"""Complex phase difference of a dynamic against its baseline, its noise, and a magnitude mask.
+    r"""Complex phase difference of a dynamic against its baseline, its weight, and a mask.
 
     .. math::
 
         \Delta\phi = \arg(z \, \overline{z_{ref}}), \qquad
-        \sigma_\phi = \sqrt{(\sigma / |z|)^2 + (\sigma_{ref} / |z_{ref}|)^2}
+        w = 1 / \sigma_\phi^2, \qquad
+        \sigma_\phi^2 = (\sigma / |z|)^2 + (\sigma_{ref} / |z_{ref}|)^2
 
     Parameters
     ----------
@@ -55,9 +56,10 @@ def prf_phase(z: Any, z_ref: Any, *, noise: float, noise_ref: float | None = Non
 
     Returns
     -------
-    dphi : float32 array [rad], in (-pi, pi]
-    sigma_phi : float32 array [rad]
-    mask : uint8 array, 1 where the voxel is measured
+    dphi : float32 array [rad], in (-pi, pi]; 0 where not measured
+    weight : float32 array [1/rad^2], inverse variance of ``dphi``; 0 where not measured
+    mask : uint8 array, 1 where the voxel is measured (both magnitudes >= ``mag_min`` and
+        non-zero, finite phase)
     """
     backend = get_backend()
     zc = complex_array("z", z, backend)
@@ -69,28 +71,28 @@ def prf_phase(z: Any, z_ref: Any, *, noise: float, noise_ref: float | None = Non
     n = count("z", int(zc.size))
     xp = backend.xp
     dphi = xp.empty(zc.shape, np.float32)
-    sigma = xp.empty(zc.shape, np.float32)
+    weight = xp.empty(zc.shape, np.float32)
     mask = xp.empty(zc.shape, np.uint8)
     backend.launch(
-        "prf_phase", zc, zr, np.float32(s), np.float32(s_ref), np.float32(mmin), np.int32(n), dphi, sigma, mask
+        "prf_phase", zc, zr, np.float32(s), np.float32(s_ref), np.float32(mmin), np.int32(n), dphi, weight, mask
     )
-    return dphi, sigma, mask
+    return dphi, weight, mask
 
 
-def prf_temperature(dphi: Any, drift: Any, sigma_phi: Any, mask: Any, scale: float) -> tuple[Any, Any]:
+def prf_temperature(dphi: Any, drift: Any, weight: Any, mask: Any, scale: float) -> tuple[Any, Any]:
     r"""Temperature change from a phase difference after subtracting a drift phase.
 
     .. math::
 
-        \Delta T = s \, \mathrm{wrap}(\Delta\phi - \phi_{drift}), \qquad \sigma_T = |s| \sigma_\phi
+        \Delta T = s \, \mathrm{wrap}(\Delta\phi - \phi_{drift}), \qquad \sigma_T = |s| / \sqrt{w}
 
     with ``s = phase_sign / (gamma * alpha * B0 * TE)`` [C/rad] (see
     :func:`fus.mr.prf.prf_scale`). Masked-out voxels get NaN.
 
     Parameters
     ----------
-    dphi, sigma_phi : array_like, float
-        Output of :func:`prf_phase` [rad].
+    dphi, weight : array_like, float
+        Output of :func:`prf_phase` [rad], [1/rad^2].
     drift : array_like or float
         Drift phase to subtract [rad], same shape as ``dphi`` or a scalar (0 for none).
     mask : array_like, uint8 or bool
@@ -106,8 +108,8 @@ def prf_temperature(dphi: Any, drift: Any, sigma_phi: Any, mask: Any, scale: flo
     backend = get_backend()
     xp = backend.xp
     d = real_array("dphi", dphi, backend)
-    sp = real_array("sigma_phi", sigma_phi, backend)
-    _same_shape("sigma_phi", sp, d.shape)
+    sp = real_array("weight", weight, backend)
+    _same_shape("weight", sp, d.shape)
     if np.ndim(drift) == 0 and not hasattr(drift, "shape"):
         dr = xp.full(d.shape, _finite_scalar("drift", drift), np.float32)
     else:
