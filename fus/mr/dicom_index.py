@@ -1,0 +1,1122 @@
+"""Header pass of the DICOM reader: find the files, parse each header once, one record per image.
+
+This module is internal to :mod:`fus.mr.dicom` (read that module's docstring for the public
+API and the conventions). It turns a folder tree into :class:`ImageRecord` objects, one per 2-D
+image (a classic file, or one frame of an enhanced multi-frame file), each carrying everything
+the later stages need: series identity, complex component, echo, geometry, temporal keys, the
+linear map from stored pixel value to physical value, and where the pixel bytes are in the file.
+
+Pixel data are not read here: pydicom parses the header up to (7FE0,0010) Pixel Data and stops
+there; the element header found at that position gives the offset and length of the pixel
+values without reading them, which is also how a file truncated inside its pixel data is caught
+during indexing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import io
+import logging
+import math
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
+
+from fus.errors import DicomError
+from fus.mr.dicom_scaling import Scale, image_scale, vendor_of
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FileInfo",
+    "ImageRecord",
+    "IndexResult",
+    "PixelLayout",
+    "index_paths",
+    "read_file",
+]
+
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+LEGACY_ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.4"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+_MR_SOP_CLASSES = {
+    MR_IMAGE_STORAGE: False,
+    ENHANCED_MR_IMAGE_STORAGE: True,
+    LEGACY_ENHANCED_MR_IMAGE_STORAGE: True,
+}
+_NATIVE_TRANSFER_SYNTAXES = {
+    "1.2.840.10008.1.2",  # implicit VR little endian
+    "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "1.2.840.10008.1.2.2",  # explicit VR big endian (retired)
+}
+_PIXEL_DATA = Tag(0x7FE0, 0x0010)
+_DICM_OFFSET = 128
+
+COMPONENTS = ("magnitude", "phase", "real", "imaginary")
+_IMAGE_TYPE_TOKENS = {
+    "M": "magnitude",
+    "MAGNITUDE": "magnitude",
+    "P": "phase",
+    "PHASE": "phase",
+    "R": "real",
+    "REAL": "real",
+    "I": "imaginary",
+    "IMAGINARY": "imaginary",
+}
+_GE_COMPONENT = {0: "magnitude", 1: "phase", 2: "real", 3: "imaginary"}
+_PHILIPS_CREATOR = "Philips MR Imaging DD 001"
+_PHILIPS_FRAME_CREATOR = "Philips MR Imaging DD 005"
+_GE_PARM_CREATOR = "GEMS_PARM_01"
+
+
+# Top-level elements the header pass uses; everything else is skipped by the parser (nested
+# sequence items are always read whole). Private creators may sit in any block (gggg,0010) to
+# (gggg,00FF); blocks 0x10-0x3F are covered, with the elements the reader uses in each block.
+_KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
+    "ProtocolName", "Modality", "Manufacturer", "ManufacturerModelName", "SoftwareVersions",
+    "ImageType", "ComplexImageComponent", "EchoTime", "EchoNumbers", "ImagingFrequency",
+    "RepetitionTime", "ScanningSequence", "EchoPlanarPulseSequence", "NumberOfTemporalPositions",
+    "MRAcquisitionType", "RescaleSlope", "RescaleIntercept", "RescaleType",
+    "RealWorldValueMappingSequence", "Rows", "Columns", "SamplesPerPixel",
+    "PhotometricInterpretation", "BitsAllocated", "BitsStored", "PixelRepresentation", "PixelData",
+    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SpacingBetweenSlices",
+    "SliceThickness", "AcquisitionDateTime", "AcquisitionDate", "AcquisitionTime",
+    "TemporalPositionIdentifier", "InstanceNumber", "SmallestImagePixelValue",
+    "LargestImagePixelValue", "NumberOfFrames", "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence", "SpecificCharacterSet",
+)
+
+
+def _specific_tags() -> list[int]:
+    tags = [int(Tag(k)) for k in _KEYWORDS]
+    for group, elements in ((0x0043, (0x2F,)), (0x2005, (0x0D, 0x0E, 0x11))):
+        for block in range(0x10, 0x40):
+            tags.append((group << 16) | block)
+            tags.extend((group << 16) | (block << 8) | e for e in elements)
+    return tags
+
+
+_SPECIFIC_TAGS = _specific_tags()
+
+
+def tag_label(group: int, element: int, keyword: str = "") -> str:
+    """Format a tag as ``"(gggg,eeee) Keyword"`` for error messages."""
+    text = f"({group:04X},{element:04X})"
+    return f"{text} {keyword}" if keyword else text
+
+
+# --------------------------------------------------------------------------------------------
+# records
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PixelLayout:
+    """Where and how the pixel values of one file are stored.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset of the first pixel value in the (decompressed) file; -1 when the pixel data
+        are encapsulated (compressed) and must be decoded by pydicom.
+    nbytes : int
+        Length of the Pixel Data value [bytes] (0 when encapsulated).
+    frames, rows, columns : int
+        Number of frames and the matrix of each frame.
+    bits_allocated, bits_stored : int
+        (0028,0100) and (0028,0101).
+    signed : bool
+        (0028,0103) Pixel Representation is 1.
+    little_endian : bool
+        Byte order of the stored values.
+    native : bool
+        True for uncompressed pixel data that can be read by offset; False means decode with
+        pydicom (encapsulated or deflated transfer syntax).
+    transfer_syntax : str
+        (0002,0010) Transfer Syntax UID ("" when the file has no meta header).
+    """
+
+    offset: int
+    nbytes: int
+    frames: int
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    little_endian: bool
+    native: bool
+    transfer_syntax: str
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per frame of native pixel data."""
+        return self.rows * self.columns * (self.bits_allocated // 8)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Per-file facts shared by all the images of a file.
+
+    Times are in seconds, frequencies in Hz; ``None`` marks an absent optional tag.
+    """
+
+    path: Path
+    gz: bool
+    enhanced: bool
+    sop_instance_uid: str
+    series_uid: str
+    series_number: int | None
+    series_description: str
+    protocol_name: str
+    manufacturer: str
+    vendor: str
+    model: str
+    software_versions: str
+    f0: float
+    repetition_time: float | None
+    temporal_positions: int | None
+    epi: bool
+    mr_acquisition_type: str
+    layout: PixelLayout
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One 2-D image: a classic file or one frame of an enhanced file.
+
+    Attributes
+    ----------
+    file : FileInfo
+        The file holding the image.
+    frame : int
+        0-based frame index in the file.
+    component : str
+        One of ``"magnitude"``, ``"phase"``, ``"real"``, ``"imaginary"``.
+    echo_number : int or None
+        (0018,0086) EchoNumbers when present (classic files), else None.
+    echo_time : float
+        Echo time [s].
+    position : tuple of 3 float
+        ImagePositionPatient [mm, LPS], the centre of the first transmitted voxel.
+    orientation : tuple of 6 float
+        ImageOrientationPatient direction cosines (row direction, then column direction).
+    pixel_spacing : tuple of 2 float
+        PixelSpacing [mm]: (between rows, between columns).
+    rows, columns : int
+        Matrix.
+    spacing_hint : float or None
+        SpacingBetweenSlices, else SliceThickness [mm]; only used for single-slice series.
+    temporal_index : int or None
+        (0020,9128) TemporalPositionIndex (enhanced).
+    frame_time : float or None
+        (0018,9074) FrameAcquisitionDateTime [s since 0001-01-01] (enhanced).
+    temporal_id : int or None
+        (0020,0100) TemporalPositionIdentifier (classic).
+    acquisition_time : float or None
+        AcquisitionDateTime or AcquisitionDate + AcquisitionTime [s] (seconds of the day when
+        the date is absent).
+    instance_number : int or None
+        (0020,0013) InstanceNumber of the file.
+    scale : Scale
+        Linear map from stored value to physical value (radians for phase).
+    """
+
+    file: FileInfo
+    frame: int
+    component: str
+    echo_number: int | None
+    echo_time: float
+    position: tuple[float, float, float]
+    orientation: tuple[float, float, float, float, float, float]
+    pixel_spacing: tuple[float, float]
+    rows: int
+    columns: int
+    spacing_hint: float | None
+    temporal_index: int | None
+    frame_time: float | None
+    temporal_id: int | None
+    acquisition_time: float | None
+    instance_number: int | None
+    scale: Scale
+
+    @property
+    def label(self) -> str:
+        """The file name, plus the frame number for multi-frame files."""
+        if self.file.layout.frames > 1:
+            return f"{self.file.path} (frame {self.frame + 1})"
+        return str(self.file.path)
+
+
+@dataclass
+class IndexResult:
+    """What the header pass found under a path.
+
+    Attributes
+    ----------
+    images : list of ImageRecord
+        Every image of every MR series that could be indexed.
+    series_errors : dict
+        Series key -> the first DicomError met in a file of that series (the file's header was
+        readable enough to tell its series). A series key is (SeriesInstanceUID, enhanced):
+        a scanner may export one series both as classic and as enhanced files under the same
+        UID (the shared Philips data do), and those are kept apart rather than merged.
+    series_names : dict
+        Series key -> (SeriesNumber, SeriesDescription, first file) also for series with errors.
+    n_files : int
+        Number of files read as DICOM (skipped files not counted).
+    """
+
+    images: list[ImageRecord]
+    series_errors: dict[tuple[str, bool], DicomError]
+    series_names: dict[tuple[str, bool], tuple[int | None, str, Path]]
+    n_files: int
+
+
+# --------------------------------------------------------------------------------------------
+# small parsers
+# --------------------------------------------------------------------------------------------
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1", "replace").strip(" \x00")
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(_as_text(v) for v in value)
+    return str(value).strip()
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return value[0] if len(value) else None
+    return value
+
+
+def _get(ds: Dataset | None, keyword: str) -> Any:
+    """Value of a public element, or None when absent or empty."""
+    if ds is None:
+        return None
+    try:
+        elem = ds.get(keyword)
+    except Exception:  # pydicom raises on some malformed values; treat as absent here
+        return None
+    if elem is None:
+        return None
+    if isinstance(elem, str) and not elem.strip():
+        return None
+    try:
+        if len(elem) == 0:  # empty MultiValue / Sequence / bytes
+            return None
+    except TypeError:
+        pass
+    return elem
+
+
+def _number(value: Any, path: Path, tag: str, kind: type = float) -> float | int:
+    try:
+        out = kind(_first(value)) if kind is float else int(float(_first(value)))
+    except (TypeError, ValueError) as exc:
+        raise DicomError(f"cannot read a number from {value!r} ({exc})", path=path, tag=tag) from None
+    if kind is float and not math.isfinite(out):
+        raise DicomError(f"non-finite value {value!r}", path=path, tag=tag)
+    return out
+
+
+def _floats(value: Any, n: int, path: Path, tag: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise DicomError(f"cannot read numbers from {value!r} ({exc})", path=path, tag=tag) from None
+    if len(vals) != n or not all(math.isfinite(v) for v in vals):
+        raise DicomError(f"expected {n} finite numbers, found {value!r}", path=path, tag=tag)
+    return vals
+
+
+def parse_tm(text: str) -> float | None:
+    """Seconds of the day from a DICOM TM value ``HHMMSS.FFFFFF`` (colons tolerated)."""
+    s = _as_text(text).replace(":", "")
+    if len(s) < 2:
+        return None
+    try:
+        hours = int(s[0:2])
+        minutes = int(s[2:4]) if len(s) >= 4 else 0
+        seconds = float(s[4:]) if len(s) > 4 else 0.0
+    except ValueError:
+        return None
+    return hours * 3600.0 + minutes * 60.0 + seconds
+
+
+def _parse_da(text: str) -> float | None:
+    s = _as_text(text).replace(".", "").replace("-", "")
+    if len(s) < 8:
+        return None
+    try:
+        day = _dt.date(int(s[0:4]), int(s[4:6]), int(s[6:8]))
+    except ValueError:
+        return None
+    return day.toordinal() * 86400.0
+
+
+def parse_dt(text: str) -> float | None:
+    """Seconds since 0001-01-01 from a DICOM DT value (UTC offset suffix ignored)."""
+    s = _as_text(text)
+    for sign in ("+", "-"):
+        pos = s.find(sign, 8)
+        if pos > 0:
+            s = s[:pos]
+    if len(s) < 8:
+        return None
+    day = _parse_da(s[:8])
+    if day is None:
+        return None
+    tod = parse_tm(s[8:]) if len(s) > 8 else 0.0
+    return day + (tod or 0.0)
+
+
+def _private(ds: Dataset | None, group: int, offset: int, creator: str) -> Any:
+    """Value of a private element found through its private creator, or None."""
+    if ds is None:
+        return None
+    try:
+        elem = ds.get_private_item(group, offset, creator)
+    except (KeyError, ValueError):
+        return None
+    except Exception:
+        return None
+    return None if elem is None else elem.value
+
+
+def _private_int16(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):  # VR UN (implicit VR without a private dictionary)
+        if len(value) < 2:
+            return None
+        return int.from_bytes(value[:2], "little", signed=True)
+    try:
+        return int(_first(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _private_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        if len(value) != 4:
+            return None
+        import struct
+
+        return float(struct.unpack("<f", value)[0])
+    try:
+        out = float(_first(value))
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    """First item of a sequence element, or None."""
+    seq = _get(ds, keyword)
+    if isinstance(seq, DicomSequence) and len(seq):
+        return seq[0]
+    return None
+
+
+def _group_item(per_frame: Dataset | None, shared: Dataset | None, keyword: str) -> Dataset | None:
+    """A functional group macro item: per-frame first, then shared."""
+    return _item(per_frame, keyword) or _item(shared, keyword)
+
+
+# --------------------------------------------------------------------------------------------
+# reading one file
+# --------------------------------------------------------------------------------------------
+
+
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    """True when a file without the DICM prefix starts like a DICOM data set.
+
+    A preamble-less file starts with an element of group 0x0002 or 0x0008, little endian,
+    followed either by a two-letter VR (explicit VR) or by a 4-byte length (implicit VR).
+    """
+    if len(head) < 8:
+        return False
+    if head[0:2] not in (b"\x02\x00", b"\x08\x00"):
+        return False
+    vr = head[4:6]
+    return (vr.isalpha() and vr.isupper()) or int.from_bytes(head[4:8], "little") < 1024
+
+
+def _open(path: Path) -> tuple[BinaryIO | None, bool, int]:
+    """Open a candidate file. Returns (file object or None when not DICOM, gz flag, size)."""
+    gz = path.name.lower().endswith(".gz")
+    if gz:
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(_DICM_OFFSET + 4)
+                if not (head[_DICM_OFFSET:] == b"DICM" or _looks_like_raw_dicom(head)):
+                    return None, True, 0
+                data = head + fh.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            # a gzip stream that breaks off is a truncated file; one that is not gzip at all
+            # is not ours
+            if isinstance(exc, gzip.BadGzipFile):
+                logger.debug("skipping %s: not a gzip file (%s)", path, exc)
+                return None, True, 0
+            raise DicomError(f"cannot decompress gzip file: {exc}", path=path) from None
+        return io.BytesIO(data), True, len(data)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise DicomError(f"cannot open file: {exc}", path=path) from None
+    head = fh.read(_DICM_OFFSET + 4)
+    if not (head[_DICM_OFFSET:] == b"DICM" or _looks_like_raw_dicom(head)):
+        fh.close()
+        return None, False, 0
+    fh.seek(0)
+    return fh, False, os.fstat(fh.fileno()).st_size
+
+
+@dataclass(frozen=True)
+class _PixelElement:
+    """The (7FE0,xxxx) element header found where the header parse stopped."""
+
+    tag: int
+    value_offset: int
+    length: int
+    little_endian: bool
+
+
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT"}
+
+
+def _encoding(ds: Dataset) -> tuple[bool, bool]:
+    """(implicit VR, little endian) of the data set as read."""
+    enc = getattr(ds, "original_encoding", None)  # pydicom >= 3
+    if isinstance(enc, tuple) and len(enc) == 2 and enc[0] is not None:
+        return bool(enc[0]), bool(enc[1])
+    return bool(getattr(ds, "is_implicit_VR", False)), bool(getattr(ds, "is_little_endian", True))
+
+
+def _locate_pixel_element(fh: BinaryIO, ds: Dataset) -> _PixelElement | None:
+    """Read the element header at the position where ``stop_before_pixels`` left the file."""
+    start = fh.tell()
+    head = fh.read(12)
+    if len(head) < 8:
+        return None
+    implicit, little = _encoding(ds)
+    order = "little" if little else "big"
+    group = int.from_bytes(head[0:2], order)
+    elem = int.from_bytes(head[2:4], order)
+    if group != 0x7FE0:
+        return None
+    if implicit:
+        length, header = int.from_bytes(head[4:8], order), 8
+    elif head[4:6] in _LONG_VRS:
+        if len(head) < 12:
+            return None
+        length, header = int.from_bytes(head[8:12], order), 12
+    else:
+        length, header = int.from_bytes(head[6:8], order), 8
+    return _PixelElement((group << 16) | elem, start + header, length, little)
+
+
+def _pixel_layout(
+    ds: Dataset, pixel: _PixelElement | None, path: Path, size: int, frames: int
+) -> PixelLayout:
+    if pixel is None:
+        raise DicomError(
+            "MR image without pixel data (the file is truncated or is not an image)",
+            path=path,
+            tag=tag_label(0x7FE0, 0x0010, "PixelData"),
+        )
+    if pixel.tag != int(_PIXEL_DATA):
+        raise DicomError(
+            f"unsupported pixel data element ({pixel.tag >> 16:04X},{pixel.tag & 0xFFFF:04X}) "
+            "(float pixel data); integer (7FE0,0010) PixelData expected",
+            path=path,
+            tag=tag_label(pixel.tag >> 16, pixel.tag & 0xFFFF),
+        )
+    rows = _number(_get(ds, "Rows"), path, tag_label(0x0028, 0x0010, "Rows"), int)
+    cols = _number(_get(ds, "Columns"), path, tag_label(0x0028, 0x0011, "Columns"), int)
+    if rows <= 0 or cols <= 0:
+        raise DicomError(f"invalid matrix {rows}x{cols}", path=path, tag=tag_label(0x0028, 0x0010, "Rows"))
+    samples = _get(ds, "SamplesPerPixel")
+    if samples is not None and int(samples) != 1:
+        raise DicomError(
+            f"expected a grey-scale image, found SamplesPerPixel={samples}",
+            path=path,
+            tag=tag_label(0x0028, 0x0002, "SamplesPerPixel"),
+        )
+    photometric = _as_text(_get(ds, "PhotometricInterpretation")) or "MONOCHROME2"
+    if photometric != "MONOCHROME2":
+        raise DicomError(
+            f"unsupported PhotometricInterpretation {photometric!r} (MONOCHROME2 expected)",
+            path=path,
+            tag=tag_label(0x0028, 0x0004, "PhotometricInterpretation"),
+        )
+    bits_allocated = _number(_get(ds, "BitsAllocated"), path, tag_label(0x0028, 0x0100, "BitsAllocated"), int)
+    if bits_allocated not in (8, 16, 32):
+        raise DicomError(
+            f"unsupported BitsAllocated={bits_allocated} (8, 16 or 32 expected)",
+            path=path,
+            tag=tag_label(0x0028, 0x0100, "BitsAllocated"),
+        )
+    bits_stored = _get(ds, "BitsStored")
+    bits_stored = bits_allocated if bits_stored is None else int(bits_stored)
+    if not 1 <= bits_stored <= bits_allocated:
+        raise DicomError(
+            f"BitsStored={bits_stored} does not fit BitsAllocated={bits_allocated}",
+            path=path,
+            tag=tag_label(0x0028, 0x0101, "BitsStored"),
+        )
+    signed = int(_get(ds, "PixelRepresentation") or 0) == 1
+    meta = getattr(ds, "file_meta", None)
+    syntax = _as_text(_get(meta, "TransferSyntaxUID")) if meta is not None else ""
+    undefined = pixel.length == 0xFFFFFFFF
+    native = (not undefined) and (syntax in _NATIVE_TRANSFER_SYNTAXES or syntax == "")
+    if not native:
+        return PixelLayout(-1, 0, frames, rows, cols, bits_allocated, bits_stored, signed, True, False, syntax)
+    expected = frames * rows * cols * (bits_allocated // 8)
+    if pixel.value_offset + pixel.length > size:
+        raise DicomError(
+            f"file is truncated: Pixel Data declares {pixel.length} bytes at offset "
+            f"{pixel.value_offset}, the file holds {size} bytes",
+            path=path,
+            tag=tag_label(0x7FE0, 0x0010, "PixelData"),
+        )
+    if pixel.length < expected:
+        raise DicomError(
+            f"Pixel Data holds {pixel.length} bytes, {frames} frame(s) of {rows}x{cols} at "
+            f"{bits_allocated} bits need {expected}",
+            path=path,
+            tag=tag_label(0x7FE0, 0x0010, "PixelData"),
+        )
+    return PixelLayout(
+        pixel.value_offset, pixel.length, frames, rows, cols, bits_allocated, bits_stored, signed,
+        pixel.little_endian, True, syntax,
+    )
+
+
+def _components_from_image_type(value: Any, source: str) -> list[tuple[str, str]]:
+    values = [_as_text(v).upper() for v in (value if not isinstance(value, str) else value.split("\\"))]
+    found = []
+    for token in values[2:]:
+        comp = _IMAGE_TYPE_TOKENS.get(token)
+        if comp is not None:
+            found.append((f"{source}={'/'.join(values)}", comp))
+    return found
+
+
+def _decide_component(found: list[tuple[str, str]], path: Path, where: str) -> str:
+    comps = {c for _, c in found}
+    if len(comps) > 1:
+        detail = "; ".join(f"{src} -> {c}" for src, c in found)
+        raise DicomError(f"contradictory complex-component tags{where}: {detail}", path=path, tag=found[0][0].split("=")[0])
+    if not comps:
+        return "magnitude"
+    return comps.pop()
+
+
+def _classic_component(ds: Dataset, path: Path) -> str:
+    found: list[tuple[str, str]] = []
+    cic = _as_text(_get(ds, "ComplexImageComponent")).upper()
+    if cic in ("MAGNITUDE", "PHASE", "REAL", "IMAGINARY"):
+        found.append(("(0008,9208) ComplexImageComponent", cic.lower()))
+    ge = _private_int16(_private(ds, 0x0043, 0x2F, _GE_PARM_CREATOR))
+    if ge is not None:
+        if ge not in _GE_COMPONENT:
+            raise DicomError(
+                f"GE private image type {ge} is none of 0=magnitude, 1=phase, 2=real, 3=imaginary",
+                path=path,
+                tag="(0043,102F) GE private image type",
+            )
+        found.append((f"(0043,102F) GE image type={ge}", _GE_COMPONENT[ge]))
+    philips = _as_text(_private(ds, 0x2005, 0x11, _PHILIPS_CREATOR)).upper()
+    if philips in _IMAGE_TYPE_TOKENS:
+        found.append((f"(2005,1011) Philips image type={philips}", _IMAGE_TYPE_TOKENS[philips]))
+    found += _components_from_image_type(_get(ds, "ImageType") or [], "(0008,0008) ImageType")
+    return _decide_component(found, path, "")
+
+
+def _enhanced_component(
+    ds: Dataset, frame_type: Dataset | None, philips_item: Dataset | None, path: Path, frame: int
+) -> str:
+    found: list[tuple[str, str]] = []
+    cic = _as_text(_get(frame_type, "ComplexImageComponent")).upper()
+    if cic in ("MAGNITUDE", "PHASE", "REAL", "IMAGINARY"):
+        found.append(("(0008,9208) ComplexImageComponent (per frame)", cic.lower()))
+    top = _as_text(_get(ds, "ComplexImageComponent")).upper()
+    if top in ("MAGNITUDE", "PHASE", "REAL", "IMAGINARY"):
+        found.append(("(0008,9208) ComplexImageComponent", top.lower()))
+    philips = _as_text(_private(philips_item, 0x2005, 0x11, _PHILIPS_CREATOR)).upper()
+    if philips in _IMAGE_TYPE_TOKENS:
+        found.append((f"(2005,1011) Philips image type={philips}", _IMAGE_TYPE_TOKENS[philips]))
+    found += _components_from_image_type(_get(frame_type, "FrameType") or [], "(0008,9007) FrameType")
+    return _decide_component(found, path, f" in frame {frame + 1}")
+
+
+def _philips_private_scale(item: Dataset | None) -> tuple[float | None, float | None]:
+    """(scale slope SS (2005,100E), scale intercept SI (2005,100D)) of a Philips item."""
+    if item is None:
+        return None, None
+    ss = _private_float(_private(item, 0x2005, 0x0E, _PHILIPS_CREATOR))
+    si = _private_float(_private(item, 0x2005, 0x0D, _PHILIPS_CREATOR))
+    return ss, si
+
+
+def _rwvm_units(item: Dataset | None) -> str:
+    rwvm = _item(item, "RealWorldValueMappingSequence")
+    if rwvm is None:
+        return ""
+    units = _item(rwvm, "MeasurementUnitsCodeSequence")
+    return _as_text(_get(units, "CodeValue")) if units is not None else ""
+
+
+def _file_facts(ds: Dataset, path: Path, enhanced: bool) -> dict[str, Any]:
+    """Series-level facts of a file, including f0 [Hz] and TR [s]."""
+    shared = _item(ds, "SharedFunctionalGroupsSequence") if enhanced else None
+    frame0 = None
+    if enhanced:
+        per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+        frame0 = per_frame[0] if isinstance(per_frame, DicomSequence) and len(per_frame) else None
+    # f0: TransmitterFrequency (enhanced, MR Imaging Modifier macro) or ImagingFrequency [MHz]
+    f0_mhz = None
+    f0_tag = tag_label(0x0018, 0x0084, "ImagingFrequency")
+    if enhanced:
+        modifier = _group_item(frame0, shared, "MRImagingModifierSequence")
+        value = _get(modifier, "TransmitterFrequency")
+        if value is not None:
+            f0_mhz = _number(value, path, tag_label(0x0018, 0x9098, "TransmitterFrequency"))
+            f0_tag = tag_label(0x0018, 0x9098, "TransmitterFrequency")
+    if f0_mhz is None:
+        value = _get(ds, "ImagingFrequency")
+        if value is not None:
+            f0_mhz = _number(value, path, f0_tag)
+    if f0_mhz is None:
+        where = (
+            "(0018,9098) TransmitterFrequency in the MR Imaging Modifier functional group, or "
+            if enhanced
+            else ""
+        )
+        raise DicomError(
+            f"no Larmor frequency: {where}(0018,0084) ImagingFrequency is missing; B0 is taken "
+            "from it (never from MagneticFieldStrength)",
+            path=path,
+            tag=f0_tag,
+        )
+    if not 1.0 <= f0_mhz <= 1000.0:
+        raise DicomError(f"implausible frequency {f0_mhz} MHz", path=path, tag=f0_tag)
+    # TR [ms] -> s
+    tr_value = None
+    if enhanced:
+        timing = _group_item(frame0, shared, "MRTimingAndRelatedParametersSequence")
+        tr_value = _get(timing, "RepetitionTime")
+    if tr_value is None:
+        tr_value = _get(ds, "RepetitionTime")
+    tr = None
+    if tr_value is not None:
+        tr = _number(tr_value, path, tag_label(0x0018, 0x0080, "RepetitionTime")) * 1e-3
+    scanning = _as_text(_get(ds, "ScanningSequence")).upper().split("\\")
+    epi = "EP" in scanning or _as_text(_get(ds, "EchoPlanarPulseSequence")).upper() == "YES"
+    ntp = _get(ds, "NumberOfTemporalPositions")
+    return {
+        "f0": f0_mhz * 1e6,
+        "repetition_time": tr,
+        "epi": epi,
+        "temporal_positions": None if ntp is None else _number(ntp, path, tag_label(0x0020, 0x0105), int),
+    }
+
+
+def _time_of(ds: Dataset) -> float | None:
+    dt = _get(ds, "AcquisitionDateTime")
+    if dt is not None:
+        value = parse_dt(dt)
+        if value is not None:
+            return value
+    tm = _get(ds, "AcquisitionTime")
+    if tm is None:
+        return None
+    tod = parse_tm(tm)
+    if tod is None:
+        return None
+    day = _parse_da(_get(ds, "AcquisitionDate") or "")
+    return tod + (day or 0.0)
+
+
+def _geometry(
+    plane_pos: Dataset | None, plane_ori: Dataset | None, measures: Dataset | None, path: Path, where: str
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], float | None]:
+    ipp_v = _get(plane_pos, "ImagePositionPatient")
+    if ipp_v is None:
+        raise DicomError(f"missing ImagePositionPatient{where}", path=path, tag=tag_label(0x0020, 0x0032, "ImagePositionPatient"))
+    iop_v = _get(plane_ori, "ImageOrientationPatient")
+    if iop_v is None:
+        raise DicomError(f"missing ImageOrientationPatient{where}", path=path, tag=tag_label(0x0020, 0x0037, "ImageOrientationPatient"))
+    ps_v = _get(measures, "PixelSpacing")
+    if ps_v is None:
+        raise DicomError(f"missing PixelSpacing{where}", path=path, tag=tag_label(0x0028, 0x0030, "PixelSpacing"))
+    ipp = _floats(ipp_v, 3, path, tag_label(0x0020, 0x0032, "ImagePositionPatient"))
+    iop = _floats(iop_v, 6, path, tag_label(0x0020, 0x0037, "ImageOrientationPatient"))
+    ps = _floats(ps_v, 2, path, tag_label(0x0028, 0x0030, "PixelSpacing"))
+    if min(ps) <= 0:
+        raise DicomError(f"non-positive PixelSpacing {ps}{where}", path=path, tag=tag_label(0x0028, 0x0030, "PixelSpacing"))
+    row, col = iop[:3], iop[3:]
+    nr = math.sqrt(sum(v * v for v in row))
+    nc = math.sqrt(sum(v * v for v in col))
+    dot = sum(a * b for a, b in zip(row, col))
+    if abs(nr - 1) > 1e-3 or abs(nc - 1) > 1e-3 or abs(dot) > 1e-3:
+        raise DicomError(
+            f"ImageOrientationPatient {iop} is not a pair of orthonormal direction cosines{where}",
+            path=path,
+            tag=tag_label(0x0020, 0x0037, "ImageOrientationPatient"),
+        )
+    hint = _get(measures, "SpacingBetweenSlices")
+    if hint is None:
+        hint = _get(measures, "SliceThickness")
+    hint_mm = None
+    if hint is not None:
+        try:
+            hint_mm = abs(float(_first(hint))) or None
+        except (TypeError, ValueError):
+            hint_mm = None
+    return ipp, iop, ps, hint_mm
+
+
+def _echo_time(item: Dataset | None, keyword: str, path: Path, tag: str, where: str) -> float:
+    value = _get(item, keyword)
+    if value is None:
+        raise DicomError(f"missing echo time{where}", path=path, tag=tag)
+    te_ms = _number(value, path, tag)
+    if te_ms <= 0:
+        raise DicomError(f"echo time must be > 0 ms, found {te_ms}{where}", path=path, tag=tag)
+    return te_ms * 1e-3
+
+
+def _classic_images(ds: Dataset, info: FileInfo, path: Path) -> list[ImageRecord]:
+    image_type = _as_text(_get(ds, "ImageType")).upper().split("\\")
+    if "MOSAIC" in image_type:
+        raise DicomError(
+            "Siemens mosaic image (many slices tiled in one frame) is not supported; export the "
+            "series without mosaic or convert it first",
+            path=path,
+            tag=tag_label(0x0008, 0x0008, "ImageType"),
+        )
+    component = _classic_component(ds, path)
+    te = _echo_time(ds, "EchoTime", path, tag_label(0x0018, 0x0081, "EchoTime"), "")
+    echo = _get(ds, "EchoNumbers")
+    echo_number = None if echo is None else _number(echo, path, tag_label(0x0018, 0x0086, "EchoNumbers"), int)
+    ipp, iop, ps, hint = _geometry(ds, ds, ds, path, "")
+    ss, si = _philips_private_scale(ds) if info.vendor == "philips" else (None, None)
+    ge_range = None
+    if info.vendor == "ge":
+        lo, hi = _get(ds, "SmallestImagePixelValue"), _get(ds, "LargestImagePixelValue")
+        if lo is not None and hi is not None:
+            try:
+                ge_range = (float(lo), float(hi))
+            except (TypeError, ValueError):
+                ge_range = None
+    scale = image_scale(
+        vendor=info.vendor,
+        manufacturer=info.manufacturer,
+        component=component,
+        rescale_slope=_get(ds, "RescaleSlope"),
+        rescale_intercept=_get(ds, "RescaleIntercept"),
+        units=[
+            (tag_label(0x0028, 0x1054, "RescaleType"), _as_text(_get(ds, "RescaleType"))),
+            (tag_label(0x0040, 0x9096, "RealWorldValueMappingSequence units"), _rwvm_units(ds)),
+        ],
+        philips_scale_slope=ss,
+        philips_scale_intercept=si,
+        bits_stored=info.layout.bits_stored,
+        signed=info.layout.signed,
+        stored_range=ge_range,
+        path=path,
+        where="",
+    )
+    tpid = _get(ds, "TemporalPositionIdentifier")
+    inst = _get(ds, "InstanceNumber")
+    return [
+        ImageRecord(
+            file=info,
+            frame=0,
+            component=component,
+            echo_number=echo_number,
+            echo_time=te,
+            position=ipp,  # type: ignore[arg-type]
+            orientation=iop,  # type: ignore[arg-type]
+            pixel_spacing=ps,  # type: ignore[arg-type]
+            rows=info.layout.rows,
+            columns=info.layout.columns,
+            spacing_hint=hint,
+            temporal_index=None,
+            frame_time=None,
+            temporal_id=None if tpid is None else _number(tpid, path, tag_label(0x0020, 0x0100), int),
+            acquisition_time=_time_of(ds),
+            instance_number=None if inst is None else _number(inst, path, tag_label(0x0020, 0x0013), int),
+            scale=scale,
+        )
+    ]
+
+
+def _enhanced_images(ds: Dataset, info: FileInfo, path: Path) -> list[ImageRecord]:
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+    n = info.layout.frames
+    if not isinstance(per_frame, DicomSequence) or len(per_frame) != n:
+        found = len(per_frame) if isinstance(per_frame, DicomSequence) else 0
+        raise DicomError(
+            f"enhanced MR image with NumberOfFrames={n} but {found} per-frame functional group items",
+            path=path,
+            tag=tag_label(0x5200, 0x9230, "PerFrameFunctionalGroupsSequence"),
+        )
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    inst = _get(ds, "InstanceNumber")
+    instance = None if inst is None else _number(inst, path, tag_label(0x0020, 0x0013), int)
+    top_units = _rwvm_units(ds)
+    images = []
+    for k, frame in enumerate(per_frame):
+        where = f" in frame {k + 1}"
+        philips_item = None
+        if info.vendor == "philips":
+            try:
+                private = frame.get((0x2005, 0x140F))
+            except Exception:
+                private = None
+            if private is not None and isinstance(private.value, DicomSequence) and len(private.value):
+                philips_item = private.value[0]
+        frame_type = _group_item(frame, shared, "MRImageFrameTypeSequence")
+        component = _enhanced_component(ds, frame_type, philips_item, path, k)
+        echo_item = _group_item(frame, shared, "MREchoSequence")
+        if echo_item is not None:
+            te = _echo_time(echo_item, "EffectiveEchoTime", path, tag_label(0x0018, 0x9082, "EffectiveEchoTime"), where)
+        else:
+            te = _echo_time(ds, "EchoTime", path, tag_label(0x0018, 0x9082, "EffectiveEchoTime"), where)
+        ipp, iop, ps, hint = _geometry(
+            _group_item(frame, shared, "PlanePositionSequence"),
+            _group_item(frame, shared, "PlaneOrientationSequence"),
+            _group_item(frame, shared, "PixelMeasuresSequence"),
+            path,
+            where,
+        )
+        content = _item(frame, "FrameContentSequence")
+        pvt = _group_item(frame, shared, "PixelValueTransformationSequence")
+        source = pvt if pvt is not None else ds
+        slope, intercept = _get(source, "RescaleSlope"), _get(source, "RescaleIntercept")
+        units = [
+            (tag_label(0x0028, 0x1054, "RescaleType") + where, _as_text(_get(source, "RescaleType"))),
+            (
+                tag_label(0x0040, 0x9096, "RealWorldValueMappingSequence units") + where,
+                _rwvm_units(frame) or _rwvm_units(shared) or top_units,
+            ),
+        ]
+        ss = si = None
+        if info.vendor == "philips":
+            ss, si = _philips_private_scale(philips_item)
+            units.append(
+                ("(2005,140F) Philips private RescaleType" + where, _as_text(_get(philips_item, "RescaleType")))
+            )
+        scale = image_scale(
+            vendor=info.vendor,
+            manufacturer=info.manufacturer,
+            component=component,
+            rescale_slope=slope,
+            rescale_intercept=intercept,
+            units=units,
+            philips_scale_slope=ss,
+            philips_scale_intercept=si,
+            bits_stored=info.layout.bits_stored,
+            signed=info.layout.signed,
+            stored_range=None,
+            path=path,
+            where=where,
+        )
+        tpi = _get(content, "TemporalPositionIndex")
+        fdt = _get(content, "FrameAcquisitionDateTime")
+        images.append(
+            ImageRecord(
+                file=info,
+                frame=k,
+                component=component,
+                echo_number=None,
+                echo_time=te,
+                position=ipp,  # type: ignore[arg-type]
+                orientation=iop,  # type: ignore[arg-type]
+                pixel_spacing=ps,  # type: ignore[arg-type]
+                rows=info.layout.rows,
+                columns=info.layout.columns,
+                spacing_hint=hint,
+                temporal_index=None if tpi is None else _number(tpi, path, tag_label(0x0020, 0x9128), int),
+                frame_time=None if fdt is None else parse_dt(fdt),
+                temporal_id=None,
+                acquisition_time=_time_of(ds),
+                instance_number=instance,
+                scale=scale,
+            )
+        )
+    return images
+
+
+def read_file(
+    path: Path,
+) -> tuple[FileInfo | None, list[ImageRecord], DicomError | None, tuple[str, bool, int | None, str] | None]:
+    """Index one file.
+
+    Returns
+    -------
+    info : FileInfo or None
+        None when the file is skipped (not DICOM, DICOMDIR, not an MR image).
+    images : list of ImageRecord
+        The images of the file (empty when skipped or on error).
+    error : DicomError or None
+        A problem attributable to the file's series (its SeriesInstanceUID was readable).
+    series : (uid, enhanced, number, description) or None
+        The series the file belongs to, when readable.
+
+    Raises
+    ------
+    DicomError
+        For a DICOM file whose series cannot even be told (header unreadable or truncated
+        before the series identity).
+    """
+    if path.name.upper() == "DICOMDIR":
+        logger.debug("skipping %s: DICOMDIR", path)
+        return None, [], None, None
+    fh, gz, size = _open(path)
+    if fh is None:
+        logger.debug("skipping %s: not a DICOM file", path)
+        return None, [], None, None
+    try:
+        try:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True, specific_tags=_SPECIFIC_TAGS)
+            pixel = _locate_pixel_element(fh, ds)
+        except Exception as exc:  # pydicom raises many types on a damaged file
+            raise DicomError(f"unreadable DICOM header ({type(exc).__name__}: {exc})", path=path) from None
+    finally:
+        fh.close()
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _as_text(_get(ds, "SOPClassUID")) or (_as_text(_get(meta, "MediaStorageSOPClassUID")) if meta is not None else "")
+    if sop_class == MEDIA_STORAGE_DIRECTORY:
+        logger.debug("skipping %s: DICOMDIR", path)
+        return None, [], None, None
+    series_uid = _as_text(_get(ds, "SeriesInstanceUID"))
+    modality = _as_text(_get(ds, "Modality"))
+    if sop_class not in _MR_SOP_CLASSES:
+        if sop_class or modality or series_uid:
+            if not sop_class and modality == "MR" and series_uid:
+                pass  # an MR image whose SOP class was stripped: index it as classic
+            else:
+                logger.debug("skipping %s: not an MR image (SOP class %r, modality %r)", path, sop_class, modality)
+                return None, [], None, None
+        else:
+            # the DICM prefix promised a data set, but nothing readable came out of it
+            raise DicomError("DICOM file is empty or truncated inside its header", path=path)
+    enhanced = _MR_SOP_CLASSES.get(sop_class, False)
+    if not series_uid:
+        raise DicomError(
+            "missing SeriesInstanceUID (file truncated inside its header?)",
+            path=path,
+            tag=tag_label(0x0020, 0x000E, "SeriesInstanceUID"),
+        )
+    number_v = _get(ds, "SeriesNumber")
+    try:
+        series_number = None if number_v is None else int(float(_first(number_v)))
+    except (TypeError, ValueError):
+        series_number = None
+    description = _as_text(_get(ds, "SeriesDescription"))
+    series = (series_uid, enhanced, series_number, description)
+    try:
+        frames = 1
+        if enhanced:
+            frames = _number(_get(ds, "NumberOfFrames") or 1, path, tag_label(0x0028, 0x0008, "NumberOfFrames"), int)
+            if frames < 1:
+                raise DicomError(f"NumberOfFrames={frames}", path=path, tag=tag_label(0x0028, 0x0008, "NumberOfFrames"))
+        layout = _pixel_layout(ds, pixel, path, size, frames)
+        manufacturer = _as_text(_get(ds, "Manufacturer"))
+        facts = _file_facts(ds, path, enhanced)
+        info = FileInfo(
+            path=path,
+            gz=gz,
+            enhanced=enhanced,
+            sop_instance_uid=_as_text(_get(ds, "SOPInstanceUID")),
+            series_uid=series_uid,
+            series_number=series_number,
+            series_description=description,
+            protocol_name=_as_text(_get(ds, "ProtocolName")),
+            manufacturer=manufacturer,
+            vendor=vendor_of(manufacturer),
+            model=_as_text(_get(ds, "ManufacturerModelName")),
+            software_versions=_as_text(_get(ds, "SoftwareVersions")),
+            f0=facts["f0"],
+            repetition_time=facts["repetition_time"],
+            temporal_positions=facts["temporal_positions"],
+            epi=facts["epi"],
+            mr_acquisition_type=_as_text(_get(ds, "MRAcquisitionType")),
+            layout=layout,
+        )
+        images = _enhanced_images(ds, info, path) if enhanced else _classic_images(ds, info, path)
+    except DicomError as exc:
+        return None, [], exc, series
+    return info, images, None, series
+
+
+def candidate_files(root: Path) -> list[Path]:
+    """Every regular file under ``root`` (or ``root`` itself), sorted, hidden files excluded."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DicomError("no such file or folder", path=root)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            p = Path(dirpath) / name
+            if p.is_file():
+                out.append(p)
+    return out
+
+
+def index_paths(root: Path, max_workers: int | None = None) -> IndexResult:
+    """Header pass over a folder tree (or one file), reading files in a thread pool.
+
+    Raises
+    ------
+    DicomError
+        For a DICOM file that cannot be attributed to a series (see :func:`read_file`).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = candidate_files(Path(root))
+    workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
+    if workers > 1 and len(files) > 4:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fus-dicom") as pool:
+            results = list(pool.map(read_file, files))
+    else:
+        results = [read_file(p) for p in files]
+    images: list[ImageRecord] = []
+    errors: dict[tuple[str, bool], DicomError] = {}
+    names: dict[tuple[str, bool], tuple[int | None, str, Path]] = {}
+    n_files = 0
+    for path, (info, imgs, err, series) in zip(files, results):
+        if series is not None:
+            n_files += 1
+            key = (series[0], series[1])
+            names.setdefault(key, (series[2], series[3], path))
+            if err is not None:
+                errors.setdefault(key, err)
+        images.extend(imgs)
+    logger.debug("indexed %d DICOM files (%d images) under %s", n_files, len(images), root)
+    return IndexResult(images=images, series_errors=errors, series_names=names, n_files=n_files)
