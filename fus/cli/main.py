@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from fus.cli import info
+from fus.cli import info, replay
 from fus.errors import FusError
 
 log = logging.getLogger("fus")
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info.add_parser(sub)
+    replay.add_parser(sub)
     return parser
 
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             fus.set_backend(args.backend)
         return int(args.func(args) or 0)
     except FusError as exc:
-        log.error("%s", exc)
+        print(f"fus {args.command}: error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -487,6 +487,10 @@ class Series:
         """The files of the series."""
         return [f.path for f in self._layout.files]
 
+    def has(self, component: str, echo: int) -> bool:
+        """True when the series holds ``component`` images for echo number ``echo``."""
+        return (_component_name(component), int(echo)) in self._layout.grid
+
     def image_files(self, component: str = "magnitude", echo: int | None = None) -> list[list[tuple[Path, int]]]:
         """Provenance: ``[dynamic][slice] -> (file, 0-based frame)`` of one component and echo."""
         key = self._key(component, echo)
