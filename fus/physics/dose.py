@@ -87,9 +87,12 @@ class DoseAccumulator:
             if t <= self._time:
                 raise InvalidParameterError("time", time, f"must be after the previous map's time {self._time} s")
             cem43(self.dose, self._prev, temp, t - self._time)
-        self._prev = temp.copy()
+        if self._prev is None:
+            self._prev = temp.copy()
+        else:
+            self._prev[...] = temp
         self._time = t
-        self.tmax = xp.fmax(self.tmax, temp)
+        xp.fmax(self.tmax, temp, out=self.tmax)
         self.n_updates += 1
         return self.dose
 
