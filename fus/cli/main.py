@@ -7,6 +7,7 @@ import logging
 import sys
 
 from fus.cli import info, replay
+from fus.cli import convert, inspect_dicom
 from fus.errors import FusError
 
 log = logging.getLogger("fus")
@@ -23,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info.add_parser(sub)
+    inspect_dicom.add_parser(sub)
+    convert.add_parser(sub)
     replay.add_parser(sub)
     return parser
 

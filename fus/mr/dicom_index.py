@@ -6,10 +6,12 @@ image (a classic file, or one frame of an enhanced multi-frame file), each carry
 the later stages need: series identity, complex component, echo, geometry, temporal keys, the
 linear map from stored pixel value to physical value, and where the pixel bytes are in the file.
 
-Pixel data are not read here: pydicom parses the header up to (7FE0,0010) Pixel Data and stops
-there; the element header found at that position gives the offset and length of the pixel
-values without reading them, which is also how a file truncated inside its pixel data is caught
-during indexing.
+Pixel data are not decoded here: the header is parsed up to (7FE0,0010) Pixel Data, and the
+element header found at that position gives the offset and length of the pixel values, which is
+also how a file truncated inside its pixel data is caught during indexing. Little-endian files
+with a DICM prefix are parsed by a small parser of our own (``_fast_header``, about 10x faster
+than pydicom on these headers, values decoded on first use); any other file, or anything
+unusual in one, is parsed by pydicom (``dcmread(stop_before_pixels=True)``) as the reference.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import io
 import logging
 import math
 import os
+import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +311,11 @@ def _get(ds: Dataset | None, keyword: str) -> Any:
     """Value of a public element, or None when absent or empty."""
     if ds is None:
         return None
+    if type(ds) is _FastHeader:  # its values are already None when absent or empty
+        try:
+            return ds.get(keyword)
+        except Exception:  # a malformed sequence or text value: treat as absent, as below
+            return None
     try:
         elem = ds.get(keyword)
     except Exception:  # pydicom raises on some malformed values; treat as absent here
@@ -427,10 +435,23 @@ def _private_float(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
+def _tag_value(ds: Any, tag: int) -> Any:
+    """Value of the element ``tag`` (an int) of a pydicom Dataset or a _FastHeader, or None."""
+    if ds is None:
+        return None
+    try:
+        if type(ds) is _FastHeader:
+            return ds.get(tag)
+        elem = ds.get(tag)
+    except Exception:  # pydicom raises on some malformed values; treat as absent
+        return None
+    return None if elem is None else elem.value
+
+
 def _item(ds: Dataset | None, keyword: str) -> Dataset | None:
     """First item of a sequence element, or None."""
     seq = _get(ds, keyword)
-    if isinstance(seq, DicomSequence) and len(seq):
+    if isinstance(seq, _SEQUENCE_TYPES) and len(seq):
         return seq[0]
     return None
 
@@ -531,6 +552,499 @@ def _locate_pixel_element(fh: BinaryIO, ds: Dataset) -> _PixelElement | None:
     else:
         length, header = int.from_bytes(head[6:8], order), 8
     return _PixelElement((group << 16) | elem, start + header, length, little)
+
+
+# --------------------------------------------------------------------------------------------
+# fast header parser
+# --------------------------------------------------------------------------------------------
+#
+# pydicom spends ~1.2 ms per Siemens header (132 top-level elements, CSA blobs) and ~30 us per
+# first access of a value; the header pass needs ~40 values of a few kinds. The parser below
+# walks the top-level elements of a little-endian data set with ``struct.unpack_from`` (about
+# 0.6 us per element), keeps the byte ranges of the wanted tags (the same set as
+# ``_SPECIFIC_TAGS``), converts a value only when it is asked for, and records where the pixel
+# data start: ~0.1 ms per Siemens header, ~0.3 ms per file with everything the header pass does.
+# Sequences (enhanced per-frame groups: 873 -> 145 ms for the 212-frame Philips file) are
+# parsed the same way into _FastSequence items. Anything unusual (no DICM prefix, big endian
+# or deflated transfer syntax, an unknown VR, a truncated element, an item tag at the top
+# level) makes it give up, and the file is read by pydicom as before, so damaged files get the
+# same diagnostics. Checked against the pydicom path on every shared and test file (identical
+# records and error messages, also for implicit VR, non-ASCII text and 400 damaged files).
+
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_NOT_LITTLE_EXPLICIT = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99", ""}
+_LONG_VRS_B = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT"})
+_KNOWN_VRS_B = _LONG_VRS_B | frozenset(
+    {
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
+        b"PN", b"SH", b"SL", b"SS", b"ST", b"SV", b"TM", b"UI", b"UL", b"US", b"UV",
+    }
+)
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+_SINGLE_VALUED_TEXT = frozenset({"LT", "ST", "UT", "UR"})
+_BINARY_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
+_PIXEL_ELEMENTS = frozenset({0x0008, 0x0009, 0x0010})
+_WANTED_TAGS = frozenset(_SPECIFIC_TAGS)
+_META_KEYWORDS = ("TransferSyntaxUID", "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID")
+_TAG_OF = {k: int(Tag(k)) for k in _KEYWORDS + _META_KEYWORDS}
+_PIXEL_REPRESENTATION = 0x00280103
+_SPECIFIC_CHARACTER_SET = 0x00080005
+#: First read of an uncompressed file [bytes]: a classic image, pixels included, fits.
+_FIRST_READ = 1024 * 1024
+#: Files up to this size are read whole when their header runs past the first read [bytes];
+#: pydicom parses the header of larger ones.
+_FAST_READ_LIMIT = 256 * 1024 * 1024
+_UNDEFINED = 0xFFFFFFFF
+
+
+_EXPLICIT_HEAD = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
+_IMPLICIT_HEAD = struct.Struct("<HHI")  # group, element, 32-bit length
+_U32 = struct.Struct("<I")
+
+
+def _dictionary_vr(tag: int) -> str:
+    """VR of a tag in an implicit-VR data set (private elements: UN, private creators: LO)."""
+    group, elem = tag >> 16, tag & 0xFFFF
+    if group & 1:
+        return "LO" if 0x0010 <= elem <= 0x00FF else "UN"
+    if elem == 0:
+        return "UL"  # group length
+    try:
+        return pydicom.datadict.dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
+
+_DICT_VR = {t: _dictionary_vr(t) for t in _WANTED_TAGS | set(_TAG_OF.values())}
+_PRIVATE_VR: dict[tuple[int, str], str] = {}
+
+
+def _private_dictionary_vr(tag: int, creator: str) -> str:
+    """VR of a private element from pydicom's private dictionary (``"UN"`` when unknown)."""
+    key = (tag, creator)
+    vr = _PRIVATE_VR.get(key)
+    if vr is None:
+        try:
+            vr = pydicom.datadict.private_dictionary_VR(tag, creator)
+        except KeyError:
+            vr = "UN"
+        _PRIVATE_VR[key] = vr
+    return vr
+
+
+class _Value:
+    """Stand-in for a pydicom DataElement where only ``.value`` is used."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _FastSequence(list):
+    """The items of a sequence, each a :class:`_FastHeader` (as pydicom's Sequence of Datasets)."""
+
+
+_SEQUENCE_TYPES = (DicomSequence, _FastSequence)
+
+
+class _FastHeader:
+    """The elements of one data set (or sequence item), decoded on first access.
+
+    Answers the part of the :class:`pydicom.dataset.Dataset` interface the header pass uses:
+    ``get(keyword or integer tag)`` (the *value*, unlike pydicom's ``get(tag)``),
+    ``get_private_item``, ``file_meta``, ``original_encoding`` and ``in``. Values: text VRs as
+    ``str`` (a ``list`` of ``str`` when multi-valued; DS and IS left as text for the callers'
+    checked number parsing), binary numbers as ``int`` / ``float`` (a ``list`` when
+    multi-valued), sequences as a :class:`_FastSequence` of :class:`_FastHeader` items (or a
+    pydicom Sequence when an item is unusual), other VRs as ``bytes``; empty values as None.
+    The VR of an implicit-VR or UN element comes from the DICOM dictionary, for a private one
+    from pydicom's private dictionary through its private creator, as pydicom does.
+    """
+
+    __slots__ = ("_data", "_raw", "_cache", "_implicit", "_root", "file_meta", "original_encoding")
+
+    def __init__(
+        self,
+        data: bytes,
+        raw: dict[int, tuple[str, int, int, bool]],
+        implicit: bool,
+        file_meta: _FastHeader | None = None,
+        root: _FastHeader | None = None,
+    ) -> None:
+        self._data = data
+        self._raw = raw
+        self._cache: dict[int, Any] = {}
+        self._implicit = implicit
+        self._root = root  # the top-level data set (its SpecificCharacterSet applies); None: self
+        self.file_meta = file_meta
+        self.original_encoding = (implicit, True)
+
+    def __contains__(self, key: Any) -> bool:
+        tag = _TAG_OF.get(key) if isinstance(key, str) else key
+        return tag in self._raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def get(self, key: str | int, default: Any = None) -> Any:
+        """Decoded value of a keyword or an integer tag, or ``default`` when absent."""
+        if isinstance(key, str):
+            tag = _TAG_OF.get(key)
+            if tag is None:
+                tag = pydicom.datadict.tag_for_keyword(key)
+        elif isinstance(key, tuple):
+            tag = (int(key[0]) << 16) | int(key[1])
+        else:
+            tag = int(key)
+        if tag is None or tag not in self._raw:
+            return default
+        if tag not in self._cache:
+            self._cache[tag] = self._decode(tag)
+        return self._cache[tag]
+
+    def _creator(self, tag: int) -> str | None:
+        value = self.get(tag)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, bytes):
+            value = value.decode("latin-1", "replace")
+        return None if value is None else str(value).strip(" \x00")
+
+    def get_private_item(self, group: int, element_offset: int, private_creator: str) -> _Value:
+        """The element ``element_offset`` of the block reserved by ``private_creator``.
+
+        Raises
+        ------
+        KeyError
+            No such creator or element (as pydicom does).
+        """
+        for creator_tag in sorted(t for t in self._raw if t >> 16 == group and 0x10 <= t & 0xFFFF <= 0xFF):
+            if self._creator(creator_tag) == private_creator:
+                block = creator_tag & 0xFF
+                tag = (group << 16) | (block << 8) | element_offset
+                if tag not in self._raw:
+                    raise KeyError(f"({group:04X},{(block << 8) | element_offset:04X})")
+                return _Value(self.get(tag))
+        raise KeyError(f"private creator {private_creator!r} not in group {group:04X}")
+
+    def _encodings(self) -> list[str]:
+        from pydicom.charset import convert_encodings
+
+        value = (self._root or self).get(_SPECIFIC_CHARACTER_SET)
+        if value is None:
+            return convert_encodings(None)
+        return convert_encodings([value] if isinstance(value, str) else list(value))
+
+    def _decode(self, tag: int) -> Any:
+        vr, start, length, seq_implicit = self._raw[tag]
+        if length == 0:
+            return None
+        if vr == "UN" and (tag >> 16) & 1 and (tag & 0xFF00):
+            creator = self._creator(((tag >> 16) << 16) | ((tag & 0xFFFF) >> 8))
+            if creator:
+                vr = _private_dictionary_vr(tag, creator)
+        if vr == "SQ":
+            return self._sequence(start, length, seq_implicit)
+        raw = self._data[start : start + length]
+        if vr in ("US or SS", "US or SS or OW"):
+            pr = (self._root or self).get(_PIXEL_REPRESENTATION)
+            vr = "SS" if pr == 1 else "US"
+        if vr in _TEXT_VRS:
+            if not raw.isascii():
+                return self._pydicom_text(tag, vr, raw, start)
+            text = raw.decode("ascii").rstrip(" \x00")
+            if vr in _SINGLE_VALUED_TEXT:
+                return text or None
+            if "\\" not in text:
+                return text.strip(" \x00") or None
+            return [p.strip(" \x00") for p in text.split("\\")]
+        fmt = _BINARY_FORMATS.get(vr)
+        if fmt is not None:
+            size = struct.calcsize(fmt)
+            n = length // size
+            if n == 0 or n * size != length:
+                return raw  # malformed length: left undecoded, the callers refuse bytes
+            values = struct.unpack_from(f"<{n}{fmt}", raw)
+            return values[0] if n == 1 else list(values)
+        return raw
+
+    def _sequence(self, start: int, length: int, implicit: bool) -> Any:
+        items = _parse_items(self._data, start, start + length, implicit, self._root or self)
+        if items is not None:
+            return items
+        from pydicom.values import convert_SQ  # an unusual item: let pydicom decode it
+
+        return convert_SQ(self._data[start : start + length], implicit, True, self._encodings(), start)
+
+    def _pydicom_text(self, tag: int, vr: str, raw: bytes, start: int) -> Any:
+        """Text with non-ASCII bytes: decoded by pydicom with the SpecificCharacterSet."""
+        from pydicom.dataelem import RawDataElement
+        from pydicom.values import convert_value
+
+        elem = RawDataElement(Tag(tag), vr, len(raw), raw, start, self._implicit, True)
+        value = convert_value(vr, elem, self._encodings())
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            parts = [str(v).strip() for v in value]
+            return parts if len(parts) > 1 else (parts[0] or None if parts else None)
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+
+def _parse_items(data: bytes, pos: int, end: int, implicit: bool, root: _FastHeader) -> _FastSequence | None:
+    """Items of a sequence value ``data[pos:end]`` (delimiter excluded), or None when unusual."""
+    items = _FastSequence()
+    head = _IMPLICIT_HEAD.unpack_from
+    while pos < end:
+        if pos + 8 > end:
+            return None
+        group, elem, length = head(data, pos)
+        pos += 8
+        if group != 0xFFFE:
+            return None
+        if elem == 0xE0DD:  # sequence delimiter inside the value: nothing may follow
+            return items if pos == end else None
+        if elem != 0xE000:
+            return None
+        if length == _UNDEFINED:
+            walked = _walk_item(data, pos, end, implicit, delimited=True)
+        else:
+            if pos + length > end:
+                return None
+            walked = _walk_item(data, pos, pos + length, implicit, delimited=False)
+        if walked is None:
+            return None
+        raw, pos = walked
+        items.append(_FastHeader(data, raw, implicit, root=root))
+    return items
+
+
+def _walk_item(
+    data: bytes, pos: int, end: int, implicit: bool, delimited: bool
+) -> tuple[dict[int, tuple[str, int, int, bool]], int] | None:
+    """All elements of one sequence item; returns them and the position after the item."""
+    explicit_head = _EXPLICIT_HEAD.unpack_from
+    implicit_head = _IMPLICIT_HEAD.unpack_from
+    u32 = _U32.unpack_from
+    raw: dict[int, tuple[str, int, int, bool]] = {}
+    while pos < end:
+        if pos + 8 > end:
+            return None
+        if implicit:
+            group, elem, length = implicit_head(data, pos)
+            vr_b, hdr = None, 8
+        else:
+            group, elem, vr_b, length = explicit_head(data, pos)
+            if group == 0xFFFE:
+                vr_b, length, hdr = None, u32(data, pos + 4)[0], 8
+            elif vr_b in _LONG_VRS_B:
+                if pos + 12 > end:
+                    return None
+                length, hdr = u32(data, pos + 8)[0], 12
+            elif vr_b in _KNOWN_VRS_B:
+                hdr = 8
+            else:
+                return None
+        if group == 0xFFFE:
+            if delimited and elem == 0xE00D:
+                return raw, pos + 8
+            return None
+        tag = (group << 16) | elem
+        start = pos + hdr
+        if length == _UNDEFINED:
+            if not (implicit or vr_b in (b"SQ", b"UN")):
+                return None
+            seq_implicit = implicit or vr_b == b"UN"
+            stop = _skip_sequence(data, start, seq_implicit)
+            if stop is None or stop > end:
+                return None
+            raw[tag] = ("SQ", start, stop - 8 - start, seq_implicit)
+            pos = stop
+            continue
+        pos = start + length
+        if pos > end:
+            return None
+        if vr_b is None or vr_b == b"UN":
+            vr = _DICT_VR.get(tag) or _dictionary_vr(tag)
+            raw[tag] = (vr, start, length, True)
+        else:
+            raw[tag] = (vr_b.decode("ascii"), start, length, implicit)
+    if delimited:
+        return None  # no item delimiter before the end of the sequence
+    return raw, pos
+
+
+def _skip_sequence(data: bytes, pos: int, implicit: bool) -> int | None:
+    """Position just after the (FFFE,E0DD) delimiter of an undefined-length sequence value."""
+    n = len(data)
+    unpack = struct.unpack_from
+    while True:
+        if pos + 8 > n:
+            return None
+        group, elem, length = unpack("<HHI", data, pos)
+        if group != 0xFFFE:
+            return None
+        pos += 8
+        if elem == 0xE0DD:
+            return pos
+        if elem != 0xE000:
+            return None
+        if length != _UNDEFINED:
+            pos += length
+            continue
+        while True:  # undefined-length item: its elements up to (FFFE,E00D)
+            if pos + 8 > n:
+                return None
+            group, elem = unpack("<HH", data, pos)
+            if group == 0xFFFE:
+                if elem != 0xE00D:
+                    return None
+                pos += 8
+                break
+            if implicit:
+                vr, length, hdr = None, unpack("<I", data, pos + 4)[0], 8
+            else:
+                vr = data[pos + 4 : pos + 6]
+                if vr not in _KNOWN_VRS_B:
+                    return None
+                if vr in _LONG_VRS_B:
+                    if pos + 12 > n:
+                        return None
+                    length, hdr = unpack("<I", data, pos + 8)[0], 12
+                else:
+                    length, hdr = unpack("<H", data, pos + 6)[0], 8
+            if length == _UNDEFINED:
+                if not (implicit or vr in (b"SQ", b"UN")):
+                    return None  # encapsulated data inside an item
+                end = _skip_sequence(data, pos + hdr, implicit or vr == b"UN")
+                if end is None:
+                    return None
+                pos = end
+            else:
+                pos += hdr + length
+                if pos > n:
+                    return None
+
+
+def _walk(
+    data: bytes, pos: int, implicit: bool
+) -> tuple[dict[int, tuple[str, int, int, bool]], _PixelElement | None] | None:
+    """Top-level elements from ``pos`` to the pixel data (or the end); None when unusual."""
+    n = len(data)
+    explicit_head = _EXPLICIT_HEAD.unpack_from
+    implicit_head = _IMPLICIT_HEAD.unpack_from
+    u32 = _U32.unpack_from
+    long_vrs, known_vrs, wanted = _LONG_VRS_B, _KNOWN_VRS_B, _WANTED_TAGS
+    raw: dict[int, tuple[str, int, int, bool]] = {}
+    while pos < n:
+        if pos + 8 > n:
+            return None
+        if implicit:
+            group, elem, length = implicit_head(data, pos)
+            vr_b, hdr = None, 8
+        else:
+            group, elem, vr_b, length = explicit_head(data, pos)
+            if vr_b in long_vrs:
+                if pos + 12 > n:
+                    return None
+                length, hdr = u32(data, pos + 8)[0], 12
+            elif vr_b in known_vrs:
+                hdr = 8
+            else:
+                return None
+        if group == 0x7FE0 and elem in _PIXEL_ELEMENTS:
+            return raw, _PixelElement((group << 16) | elem, pos + hdr, length, True)
+        if group == 0xFFFE or group < 0x0008:
+            return None  # item tag or file meta inside the data set: let pydicom judge
+        start = pos + hdr
+        tag = (group << 16) | elem
+        if length == _UNDEFINED:
+            if not (implicit or vr_b in (b"SQ", b"UN")):
+                return None
+            seq_implicit = implicit or vr_b == b"UN"
+            end = _skip_sequence(data, start, seq_implicit)
+            if end is None:
+                return None
+            if tag in wanted:
+                raw[tag] = ("SQ", start, end - 8 - start, seq_implicit)
+            pos = end
+            continue
+        pos = start + length
+        if pos > n:
+            return None
+        if tag in wanted:
+            if vr_b is None or vr_b == b"UN":
+                # implicit data set, or UN (whose content is implicit VR): dictionary VR
+                raw[tag] = (_DICT_VR.get(tag, "UN"), start, length, True)
+            else:
+                raw[tag] = (vr_b.decode("ascii"), start, length, implicit)
+    return raw, None
+
+
+def _fast_header(data: bytes, complete: bool = True) -> tuple[_FastHeader, _PixelElement | None] | None:
+    """Parse an in-memory DICOM file (preamble + DICM + meta + data set), or None when unusual.
+
+    ``complete=False`` says ``data`` is only the start of the file: a walk that reaches its end
+    without meeting the pixel data then gives up (None) instead of reporting no pixel data.
+    """
+    n = len(data)
+    if n < _DICM_OFFSET + 4 or data[_DICM_OFFSET : _DICM_OFFSET + 4] != b"DICM":
+        return None
+    unpack = struct.unpack_from
+    pos = _DICM_OFFSET + 4
+    meta: dict[int, tuple[str, int, int, bool]] = {}
+    while pos + 8 <= n:
+        group, elem = unpack("<HH", data, pos)
+        if group != 0x0002:
+            break
+        vr_b = data[pos + 4 : pos + 6]
+        if vr_b not in _KNOWN_VRS_B:
+            return None
+        if vr_b in _LONG_VRS_B:
+            if pos + 12 > n:
+                return None
+            length, hdr = unpack("<I", data, pos + 8)[0], 12
+        else:
+            length, hdr = unpack("<H", data, pos + 6)[0], 8
+        if length == _UNDEFINED or pos + hdr + length > n:
+            return None
+        meta[(group << 16) | elem] = (vr_b.decode("ascii"), pos + hdr, length, False)
+        pos += hdr + length
+    file_meta = _FastHeader(data, meta, False)
+    syntax = file_meta.get("TransferSyntaxUID") or ""
+    if not isinstance(syntax, str) or syntax in _NOT_LITTLE_EXPLICIT:
+        return None
+    implicit = syntax == _IMPLICIT_LE
+    walked = _walk(data, pos, implicit)
+    if walked is None:
+        return None
+    raw, pixel = walked
+    if pixel is None and not complete:
+        return None
+    return _FastHeader(data, raw, implicit, file_meta), pixel
+
+
+def _read_header(fh: BinaryIO, gz: bool, size: int) -> tuple[Any, _PixelElement | None]:
+    """Header and pixel-data element of an opened file: fast parser, else pydicom.
+
+    An uncompressed file is read in one piece of at most ``_FIRST_READ`` bytes (a classic
+    image whole); only when its header runs past that is the rest read (up to
+    ``_FAST_READ_LIMIT``), else pydicom parses the header from the file.
+    """
+    if gz and isinstance(fh, io.BytesIO):
+        parsed = _fast_header(fh.getvalue())
+    else:
+        data = fh.read(min(size, _FIRST_READ))
+        parsed = _fast_header(data, complete=len(data) >= size)
+        if parsed is None and len(data) < size <= _FAST_READ_LIMIT:
+            data += fh.read()
+            parsed = _fast_header(data)
+    if parsed is not None:
+        return parsed
+    fh.seek(0)
+    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True, specific_tags=_SPECIFIC_TAGS)
+    return ds, _locate_pixel_element(fh, ds)
 
 
 def _pixel_layout(
@@ -691,7 +1205,7 @@ def _file_facts(ds: Dataset, path: Path, enhanced: bool) -> dict[str, Any]:
     frame0 = None
     if enhanced:
         per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
-        frame0 = per_frame[0] if isinstance(per_frame, DicomSequence) and len(per_frame) else None
+        frame0 = per_frame[0] if isinstance(per_frame, _SEQUENCE_TYPES) and len(per_frame) else None
     # f0: TransmitterFrequency (enhanced, MR Imaging Modifier macro) or ImagingFrequency [MHz]
     f0_mhz = None
     f0_tag = tag_label(0x0018, 0x0084, "ImagingFrequency")
@@ -874,8 +1388,8 @@ def _classic_images(ds: Dataset, info: FileInfo, path: Path) -> list[ImageRecord
 def _enhanced_images(ds: Dataset, info: FileInfo, path: Path) -> list[ImageRecord]:
     per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
     n = info.layout.frames
-    if not isinstance(per_frame, DicomSequence) or len(per_frame) != n:
-        found = len(per_frame) if isinstance(per_frame, DicomSequence) else 0
+    if not isinstance(per_frame, _SEQUENCE_TYPES) or len(per_frame) != n:
+        found = len(per_frame) if isinstance(per_frame, _SEQUENCE_TYPES) else 0
         raise DicomError(
             f"enhanced MR image with NumberOfFrames={n} but {found} per-frame functional group items",
             path=path,
@@ -890,12 +1404,9 @@ def _enhanced_images(ds: Dataset, info: FileInfo, path: Path) -> list[ImageRecor
         where = f" in frame {k + 1}"
         philips_item = None
         if info.vendor == "philips":
-            try:
-                private = frame.get((0x2005, 0x140F))
-            except Exception:
-                private = None
-            if private is not None and isinstance(private.value, DicomSequence) and len(private.value):
-                philips_item = private.value[0]
+            private = _tag_value(frame, 0x2005140F)
+            if isinstance(private, _SEQUENCE_TYPES) and len(private):
+                philips_item = private[0]
         frame_type = _group_item(frame, shared, "MRImageFrameTypeSequence")
         component = _enhanced_component(ds, frame_type, philips_item, path, k)
         echo_item = _group_item(frame, shared, "MREchoSequence")
@@ -999,8 +1510,7 @@ def read_file(
         return None, [], None, None
     try:
         try:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True, specific_tags=_SPECIFIC_TAGS)
-            pixel = _locate_pixel_element(fh, ds)
+            ds, pixel = _read_header(fh, gz, size)
         except Exception as exc:  # pydicom raises many types on a damaged file
             raise DicomError(f"unreadable DICOM header ({type(exc).__name__}: {exc})", path=path) from None
     finally:
@@ -1090,7 +1600,22 @@ def candidate_files(root: Path) -> list[Path]:
 
 
 def index_paths(root: Path, max_workers: int | None = None) -> IndexResult:
-    """Header pass over a folder tree (or one file), reading files in a thread pool.
+    """Header pass over a folder tree (or one file).
+
+    Parameters
+    ----------
+    root : Path
+        Folder tree or single file.
+    max_workers : int, optional
+        Upper bound on the threads used for gzip files (default: min(8, CPUs + 2)).
+
+    Notes
+    -----
+    Uncompressed files are parsed in the calling thread: the parse is pure Python and holds the
+    GIL (about 0.1 ms per Siemens header, see ``_fast_header``), so threads only add switching
+    (measured on 2 cores: 144 Siemens files 64 ms serial, 69-82 ms with 2-4 threads). gzip
+    files are read in a pool of up to ``min(max_workers, CPUs)`` threads, because zlib releases
+    the GIL while it inflates (212 Philips files: 329 ms serial, 253 ms with 2 threads).
 
     Raises
     ------
@@ -1100,8 +1625,9 @@ def index_paths(root: Path, max_workers: int | None = None) -> IndexResult:
     from concurrent.futures import ThreadPoolExecutor
 
     files = candidate_files(Path(root))
-    workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
-    if workers > 1 and len(files) > 4:
+    workers = min(max_workers or min(8, (os.cpu_count() or 1) + 2), os.cpu_count() or 1)
+    n_gz = sum(p.name.lower().endswith(".gz") for p in files)
+    if workers > 1 and n_gz > 4:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fus-dicom") as pool:
             results = list(pool.map(read_file, files))
     else:

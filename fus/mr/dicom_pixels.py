@@ -1,9 +1,11 @@
 """Pixel pass of the DICOM reader (internal to :mod:`fus.mr.dicom`).
 
 Uncompressed pixel data are read straight from the byte offset found by the header pass (no
-second parse of the header): one ``seek`` + ``read`` per run of consecutive frames. gzip files
-are decompressed once per request, and encapsulated (compressed) transfer syntaxes are decoded
-by pydicom. Stored values are masked / sign-extended to BitsStored.
+second parse of the header): one ``seek`` + ``readinto`` per run of consecutive frames, into the
+array that is returned (no intermediate ``bytes``, no copy when the frames asked for are sorted
+and distinct). gzip files are decompressed once per request, and encapsulated (compressed)
+transfer syntaxes are decoded by pydicom. Stored values are masked / sign-extended to BitsStored
+in place.
 """
 
 from __future__ import annotations
@@ -32,14 +34,32 @@ def _dtype(info: FileInfo) -> np.dtype:
 
 
 def _fix_bits(arr: np.ndarray, info: FileInfo) -> np.ndarray:
+    """Native byte order, values masked (unsigned) or sign-extended (signed) to BitsStored.
+
+    ``arr`` must be a fresh array owned by the caller: it is modified in place when possible.
+    """
     lay = info.layout
     arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
     if lay.bits_stored >= lay.bits_allocated:
         return arr
     if lay.signed:
-        shift = lay.bits_allocated - lay.bits_stored
-        return (arr << shift) >> shift
-    return arr & np.array((1 << lay.bits_stored) - 1, dtype=arr.dtype)
+        shift = arr.dtype.type(lay.bits_allocated - lay.bits_stored)
+        np.left_shift(arr, shift, out=arr)
+        np.right_shift(arr, shift, out=arr)
+        return arr
+    np.bitwise_and(arr, arr.dtype.type((1 << lay.bits_stored) - 1), out=arr)
+    return arr
+
+
+def _read_into(fh: io.RawIOBase, view: memoryview) -> int:
+    """Fill ``view`` from the file position; returns the bytes read (fewer only at end of file)."""
+    got = 0
+    while got < len(view):
+        n = fh.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _runs(frames: Sequence[int]) -> list[tuple[int, int]]:
@@ -113,17 +133,16 @@ def read_stored(info: FileInfo, frames: Sequence[int]) -> np.ndarray:
     frames = [int(f) for f in frames]
     if any(f < 0 or f >= lay.frames for f in frames):
         raise DicomError(f"frame index out of range 0..{lay.frames - 1}: {frames}", path=info.path)
-    out = np.empty((len(frames), lay.rows, lay.columns), dtype=_dtype(info).newbyteorder("="))
     if not lay.native:
-        allf = _decode_with_pydicom(info)
-        out[...] = allf[frames]
+        out = np.empty((len(frames), lay.rows, lay.columns), dtype=_dtype(info).newbyteorder("="))
+        out[...] = _decode_with_pydicom(info)[frames]
         return _fix_bits(out, info)
     dtype = _dtype(info)
     fb = lay.frame_bytes
     n_pix = lay.rows * lay.columns
     wanted = sorted(set(frames))
     position = {f: i for i, f in enumerate(wanted)}
-    block = np.empty((len(wanted), lay.rows, lay.columns), dtype=out.dtype)
+    block = np.empty((len(wanted), lay.rows, lay.columns), dtype=dtype)  # the file's byte order
     if info.gz:
         data = _read_bytes(info)
         for start, length in _runs(wanted):
@@ -140,21 +159,19 @@ def read_stored(info: FileInfo, frames: Sequence[int]) -> np.ndarray:
             block[i0 : i0 + length] = chunk.reshape(length, lay.rows, lay.columns)
     else:
         try:
-            with open(info.path, "rb") as fh:
+            with open(info.path, "rb", buffering=0) as fh:
                 for start, length in _runs(wanted):
+                    i0 = position[start]
                     fh.seek(lay.offset + start * fb)
-                    raw = fh.read(length * fb)
-                    if len(raw) != length * fb:
+                    got = _read_into(fh, memoryview(block[i0 : i0 + length].reshape(-1).view(np.uint8)))
+                    if got != length * fb:
                         raise DicomError(
                             f"file is truncated: frames {start + 1}..{start + length} need "
-                            f"{length * fb} bytes at offset {lay.offset + start * fb}, read {len(raw)}",
+                            f"{length * fb} bytes at offset {lay.offset + start * fb}, read {got}",
                             path=info.path,
                             tag="(7FE0,0010) PixelData",
                         )
-                    i0 = position[start]
-                    block[i0 : i0 + length] = np.frombuffer(raw, dtype=dtype).reshape(length, lay.rows, lay.columns)
         except OSError as exc:
             raise DicomError(f"cannot read pixel data: {exc}", path=info.path) from None
-    for i, f in enumerate(frames):
-        out[i] = block[position[f]]
+    out = block if wanted == frames else block[[position[f] for f in frames]]
     return _fix_bits(out, info)
