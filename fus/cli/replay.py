@@ -33,6 +33,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--magnitude-series", type=_series_arg, default=None, help="separate magnitude series for a phase-only series")
     p.add_argument("--echo", type=int, default=None, help="echo number (default: longest TE with phase)")
     p.add_argument("--baseline", type=int, default=1, metavar="N", help="first N dynamics averaged as baseline (default 1)")
+    p.add_argument("--baseline-library", action="store_true", help="keep the N baseline dynamics as a library; each dynamic uses the best-matching one")
     p.add_argument("--drift", choices=["none", "roi", "poly"], default="none", help="drift correction (default none)")
     p.add_argument("--drift-order", type=int, default=1, choices=[0, 1, 2], help="polynomial order for --drift poly")
     p.add_argument("--drift-roi", action="append", default=[], metavar="SPEC", help="reference ROI for --drift roi (repeatable)")
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         magnitude_series=args.magnitude_series,
         echo=args.echo,
         baseline=args.baseline,
+        baseline_library=args.baseline_library,
         noise=args.noise,
         settings=settings,
         rois=[parse_roi(s, f"roi{i + 1}") for i, s in enumerate(args.roi)],

@@ -34,7 +34,7 @@ import numpy as np
 import fus
 from fus.backend import asnumpy, get_backend
 from fus.errors import DicomError, InvalidParameterError
-from fus.mr.baseline import Baseline
+from fus.mr.baseline import Baseline, BaselineLibrary
 from fus.mr.dicom import Series, load_series
 from fus.mr.nifti_stream import NiftiStreamWriter, write_volume
 from fus.mr.prf import estimate_noise
@@ -59,7 +59,10 @@ class ReplayOptions:
     echo : int or None
         Echo number (None: the echo with the longest TE that has phase, for PRF sensitivity).
     baseline : int
-        Number of first dynamics averaged into the baseline.
+        Number of first dynamics used as baseline: averaged (complex mean) into one, or, with
+        ``baseline_library``, kept as a library from which each dynamic takes the best match
+        (motion / breathing).
+    baseline_library : bool
     noise : float or None
         Noise standard deviation per channel (None: from the first two dynamics' magnitudes).
     settings : ThermometrySettings
@@ -73,6 +76,7 @@ class ReplayOptions:
     magnitude_series: int | str | None = None
     echo: int | None = None
     baseline: int = 1
+    baseline_library: bool = False
     noise: float | None = None
     settings: ThermometrySettings = field(default_factory=ThermometrySettings)
     rois: list[RoiSpec] = field(default_factory=list)
@@ -206,7 +210,10 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
     noise, noise_method = (float(opts.noise), "given") if opts.noise is not None else estimate_noise([np.abs(first[0][2]), np.abs(first[1][2])])
     if not (math.isfinite(noise) and noise > 0):
         raise InvalidParameterError("noise", noise, "must be finite and > 0")
-    base = Baseline.average([xp.asarray(z) for _, _, z in first[:nb]], noise)
+    if opts.baseline_library:
+        base = BaselineLibrary([Baseline(xp.asarray(z), noise) for _, _, z in first[:nb]])
+    else:
+        base = Baseline.average([xp.asarray(z) for _, _, z in first[:nb]], noise)
     thermo = Thermometry(base, series.b0, te, settings, t0=float(times[0]))
     tr = float(np.median(np.diff(times))) if n_dyn > 1 else None
 
@@ -294,6 +301,7 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
             "phase_sign": settings.phase_sign,
             "body_temp_C": settings.body_temp,
             "baseline_dynamics": nb,
+            "baseline_mode": "library" if opts.baseline_library else "complex average",
             "drift": settings.drift,
             "drift_order": settings.drift_order if settings.drift == "poly" else None,
             "snr_min": settings.snr_min,
