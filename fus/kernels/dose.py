@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from fus.backend import get_backend
+from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import count, real_array
 
@@ -58,12 +58,7 @@ def cem43(dose: Any, temp_start: Any, temp_end: Any, dt: float) -> Any:
     for name, arr in (("temp_start", t0), ("temp_end", t1)):
         if tuple(arr.shape) != tuple(dose.shape):
             raise InvalidParameterError(name, f"array of shape {tuple(arr.shape)}", f"must have the dose's shape {tuple(dose.shape)}")
-    try:
-        step = float(dt)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError("dt", dt, "must be a number of seconds") from exc
-    if not math.isfinite(step) or step < 0:
-        raise InvalidParameterError("dt", dt, "must be finite and >= 0 [s]")
+    step = finite_scalar("dt", dt, nonnegative=True)
     n = count("dose", int(dose.size))
     backend.launch("cem43", dose, t0, t1, np.float32(step / 60.0), np.int32(n))
     return dose

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from fus.backend import get_backend
+from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import complex_array, count, real_array
 
 __all__ = ["prf_phase", "prf_temperature"]
-
-
-def _finite_scalar(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(name, value, "must be a real number") from exc
-    if not math.isfinite(v):
-        raise InvalidParameterError(name, value, "must be finite")
-    if positive and v <= 0:
-        raise InvalidParameterError(name, value, "must be > 0")
-    if nonnegative and v < 0:
-        raise InvalidParameterError(name, value, "must be >= 0")
-    return v
 
 
 def _same_shape(name: str, arr: Any, shape: tuple[int, ...]) -> None:
@@ -65,9 +51,9 @@ def prf_phase(z: Any, z_ref: Any, *, noise: float, noise_ref: float | None = Non
     zc = complex_array("z", z, backend)
     zr = complex_array("z_ref", z_ref, backend)
     _same_shape("z_ref", zr, zc.shape)
-    s = _finite_scalar("noise", noise, positive=True)
-    s_ref = s if noise_ref is None else _finite_scalar("noise_ref", noise_ref, positive=True)
-    mmin = _finite_scalar("mag_min", mag_min, nonnegative=True)
+    s = finite_scalar("noise", noise, positive=True)
+    s_ref = s if noise_ref is None else finite_scalar("noise_ref", noise_ref, positive=True)
+    mmin = finite_scalar("mag_min", mag_min, nonnegative=True)
     n = count("z", int(zc.size))
     xp = backend.xp
     dphi = xp.empty(zc.shape, np.float32)
@@ -111,7 +97,7 @@ def prf_temperature(dphi: Any, drift: Any, weight: Any, mask: Any, scale: float)
     sp = real_array("weight", weight, backend)
     _same_shape("weight", sp, d.shape)
     if np.ndim(drift) == 0 and not hasattr(drift, "shape"):
-        dr = xp.full(d.shape, _finite_scalar("drift", drift), np.float32)
+        dr = xp.full(d.shape, finite_scalar("drift", drift), np.float32)
     else:
         dr = real_array("drift", drift, backend)
         if dr.ndim == 0:
@@ -122,7 +108,7 @@ def prf_temperature(dphi: Any, drift: Any, weight: Any, mask: Any, scale: float)
         raise InvalidParameterError("mask", f"array of dtype {m.dtype}", "must be boolean or integer (1 = measured)")
     m = backend.asarray(m != 0, dtype=np.uint8)
     _same_shape("mask", m, d.shape)
-    sc = _finite_scalar("scale", scale)
+    sc = finite_scalar("scale", scale)
     if sc == 0:
         raise InvalidParameterError("scale", scale, "must be non-zero [C/rad]")
     n = count("dphi", int(d.size))
