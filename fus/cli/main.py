@@ -7,6 +7,7 @@ import logging
 import sys
 
 from fus.cli import info, replay
+from fus.cli import field
 from fus.cli import convert, inspect_dicom
 from fus.errors import FusError
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parser(sub)
     inspect_dicom.add_parser(sub)
     convert.add_parser(sub)
+    field.add_parser(sub)
     replay.add_parser(sub)
     return parser
 

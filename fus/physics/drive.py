@@ -376,6 +376,7 @@ def ebbini_cain(
     regularization: float = 0.0,
     frame: Frame = "transducer",
     element_directivity: bool = False,
+    transfer: Any = None,
 ) -> np.ndarray:
     """Minimum-norm element velocities producing requested pressures at control points.
 
@@ -405,6 +406,11 @@ def ebbini_cain(
         Frame of ``control_points``.
     element_directivity : bool
         Include the disc directivity in ``H`` (default False: plain point sources).
+    transfer : array_like, shape (J, M), optional
+        A transfer matrix [Pa per m/s] to use instead of the point-source model, e.g.
+        :func:`fus.physics.field.transfer_matrix` (patches / far-field sources, layered media),
+        so that the requested pressures hold in the full field model. ``sound_speed``,
+        ``density`` and ``element_directivity`` are then not used.
 
     Returns
     -------
@@ -417,10 +423,23 @@ def ebbini_cain(
         Bad shapes, points behind the transducer, more control points than elements without
         regularisation, or a (nearly) singular system (duplicate or too-close control points).
     """
-    h = transfer_matrix(
-        transducer, control_points, sound_speed, density,
-        frame=frame, element_directivity=element_directivity,
-    )
+    if transfer is None:
+        h = transfer_matrix(
+            transducer, control_points, sound_speed, density,
+            frame=frame, element_directivity=element_directivity,
+        )
+    else:
+        n_pts = _points(transducer, control_points, "control_points", frame).shape[0]
+        try:
+            h = _host(transfer, np.complex128)
+        except (TypeError, ValueError):
+            raise InvalidParameterError("transfer", transfer, "must be a complex matrix") from None
+        if h.shape != (n_pts, transducer.n_elements):
+            raise InvalidParameterError(
+                "transfer", h.shape, f"must have shape ({n_pts}, {transducer.n_elements}): control points x elements"
+            )
+        if not np.all(np.isfinite(h)):
+            raise InvalidParameterError("transfer", "<non-finite values>", "must be finite")
     n_ctrl = h.shape[0]
     try:
         p = _host(pressures, np.complex128).reshape(-1)
