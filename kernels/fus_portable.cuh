@@ -212,4 +212,27 @@ FUS_HD float fus_atan2(float y, float x) {
     FUS_PRAGMA(omp parallel for simd schedule(static)) for (fus_i32 i = 0; i < (n); ++i)
 #endif
 
+// OpenMP SIMD hint for one innermost CPU loop with no reduction (a no-op on the GPU).
+#if FUS_GPU
+#define FUS_SIMD
+#else
+#define FUS_SIMD FUS_PRAGMA(omp simd)
+#endif
+
+// CPU wrappers that need one parallel region around several work-sharing loops (e.g. a time loop
+// with a barrier per step): FUS_PARALLEL opens the region, FUS_FOR_SHARED(i, n) splits a loop
+// over the team (static schedule, implicit barrier at its end), fus_team_size() is the number of
+// threads of the enclosing region (1 outside one or without OpenMP). CPU only.
+#if !FUS_GPU
+#define FUS_PARALLEL FUS_PRAGMA(omp parallel)
+#define FUS_FOR_SHARED(i, n) FUS_PRAGMA(omp for schedule(static)) for (fus_i32 i = 0; i < (n); ++i)
+static inline fus_i32 fus_team_size(void) {
+#if defined(_OPENMP)
+    return (fus_i32)omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+#endif
+
 #endif  // FUS_PORTABLE_CUH

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import fus
 from fus.errors import InvalidParameterError
 from fus.kernels import prf_phase
 from fus.mr.baseline import Baseline, BaselineLibrary

@@ -152,6 +152,30 @@ KERNELS: dict[str, KernelSignature] = {
             elements="n",
         ),
         # -- bioheat entries (bioheat.cu) --
+        KernelSignature(
+            name="bioheat_steps",
+            source="bioheat.cu",
+            args=(
+                Arg("t", "float32", _n("n"), output=True),
+                Arg("tmp", "float32", _n("n"), output=True),
+                Arg("g0", "float32", _n("n")),
+                Arg("g1", "float32", _n("n")),
+                Arg("g2", "float32", _n("n")),
+                Arg("a", "float32", _n("n")),
+                Arg("p", "float32", _n("n")),
+                Arg("s", "float32", _n("n")),
+                Arg("sync", "int32", lambda s: 1 + int(s["n_steps"]) * int(s["n0"]), output=True),
+                Arg("n0", "int32"),
+                Arg("n1", "int32"),
+                Arg("n2", "int32"),
+                Arg("n", "int32"),
+                Arg("n_steps", "int32"),
+                Arg("n_chunks", "int32"),
+                Arg("n_work", "int32"),
+            ),
+            elements="n_work",
+            block=256,
+        ),
     ]
 }
 

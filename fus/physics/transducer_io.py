@@ -39,7 +39,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
