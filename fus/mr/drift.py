@@ -67,7 +67,7 @@ def _check(dphi: Any, region: Any, name: str) -> Any:
             r = xp.broadcast_to(r, dphi.shape)
         else:
             raise InvalidParameterError(name, f"array of shape {tuple(r.shape)}", f"must have shape {tuple(dphi.shape)} or {tuple(dphi.shape[1:])}")
-    return r.astype(bool)
+    return r.astype(bool, copy=False)
 
 
 def drift_roi(dphi: Any, mask: Any, roi: Any) -> Any:
@@ -139,10 +139,11 @@ def drift_poly(
     w = xp.asarray(weight, dtype=np.float32)
     if w.shape != dphi.shape:
         raise InvalidParameterError("weight", f"array of shape {tuple(w.shape)}", f"must have shape {tuple(dphi.shape)}")
-    if exclude is not None:
-        w = xp.where(_check(dphi, exclude, "exclude"), np.float32(0), w)
     sub = (slice(None), slice(None, None, stride), slice(None, None, stride))
-    w = w[sub].reshape(ns, -1)
+    w = w[sub]
+    if exclude is not None:
+        w = xp.where(_check(dphi, exclude, "exclude")[sub], np.float32(0), w)
+    w = w.reshape(ns, -1)
     counts = (w > 0).sum(axis=1)
     need = max(min_voxels, b.shape[0])
     if bool((counts < need).any()):
