@@ -180,3 +180,181 @@ def test_gpu_accepts_numpy_and_returns_cupy(cuda_backend, rng):
     out = rayleigh(src, w, pts, K)
     assert isinstance(out, cupy.ndarray)
     assert isinstance(fus.asnumpy(out), np.ndarray)
+
+
+# ------------------------------------------------------------------ rayleigh_layered
+from fus.kernels import rayleigh_layered  # noqa: E402
+
+Z1 = -0.04  # first interface [m]: sources before it, points beyond it
+KAPPA0 = K - 0.3j  # water-like layer 0 [1/m]
+
+
+def layered_case(rng, m, n, *, phase_max=1000.0, atten=True):
+    """Sources near z = -0.12 m, points in a box around z = 0 (beyond Z1), random g and C.
+
+    g and C are scaled so that the largest |Re Phi| = (r / dz) Re(g + C) is about ``phase_max``
+    rad; the attenuation parts are up to a few Np (or 0).
+    """
+    src = np.column_stack([rng.uniform(-0.05, 0.05, (m, 2)), rng.uniform(-0.125, -0.115, m)])
+    pts = rng.uniform(-0.02, 0.02, (n, 3))
+    g_depth = Z1 - src[:, 2]
+    c_depth = pts[:, 2] - Z1
+    k_eff = rng.uniform(0.8, 1.2)
+    kc = k_eff * rng.uniform(0.9, 1.3, n)  # a different mean wavenumber per point
+    g = g_depth * (1.0 - (1j * 2.0 if atten else 0))
+    c = c_depth * (kc - (1j * rng.uniform(0.0, 40.0, n) if atten else 0))
+    d = pts[:, None, :] - src[None, :, :]
+    q = np.linalg.norm(d, axis=-1) / d[..., 2]
+    scale = phase_max / (q * (g.real[None, :] + c.real[:, None])).max()
+    g = g.real * scale + 1j * g.imag
+    c = c.real * scale + 1j * c.imag
+    w = rng.normal(size=m) + 1j * rng.normal(size=m)
+    return src, w, pts, g, c
+
+
+def rayleigh_layered_ref(sources, weights, points, g, c):
+    """float64 sum_m w_m exp(-i (r / dz) (g_m + C_n)) / r of the float32 / complex64-rounded inputs."""
+    s = np.asarray(sources, dtype=np.float32).astype(np.float64)
+    p = np.asarray(points, dtype=np.float32).astype(np.float64).reshape(-1, 3)
+    w = np.asarray(weights, dtype=np.complex64).astype(np.complex128)
+    g = np.asarray(g, dtype=np.complex64).astype(np.complex128)
+    c = np.asarray(c, dtype=np.complex64).astype(np.complex128).reshape(-1)
+    out = np.empty(p.shape[0], dtype=np.complex128)
+    for start in range(0, p.shape[0], 1024):
+        d = p[start : start + 1024, None, :] - s[None, :, :]
+        r = np.linalg.norm(d, axis=-1)
+        phi = r / d[..., 2] * (g[None, :] + c[start : start + 1024, None])
+        out[start : start + 1024] = (w[None, :] * np.exp(-1j * phi) / r).sum(axis=1)
+    return out
+
+
+@pytest.mark.parametrize("m,n", [(1, 70), (64, 64), (255, 1001), (257, 333), (1000, 80)])
+@pytest.mark.parametrize("phase_max", [30.0, 1000.0])
+@pytest.mark.parametrize("atten", [False, True], ids=["lossless", "attenuating"])
+def test_layered_matches_float64(cpu_backend, rng, m, n, phase_max, atten):
+    src, w, pts, g, c = layered_case(rng, m, n, phase_max=phase_max, atten=atten)
+    got = fus.asnumpy(rayleigh_layered(src, w, pts, g, c))
+    assert got.shape == (n,) and got.dtype == np.complex64
+    err = rel_l2(got, rayleigh_layered_ref(src, w, pts, g, c))
+    assert err <= TOL, f"M={m} N={n} phase up to {phase_max}: relative L2 {err:.2e} > {TOL}"
+
+
+def test_layered_single_source_amplitude_and_phase(cpu_backend):
+    """One source on the axis: |P| = exp(-(ga + ca)) / r and phase -(gr + cr) (q = 1)."""
+    z = np.linspace(0.0, 0.1, 41)
+    pts = np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
+    g = np.array([300.0 - 0.5j])
+    c = (z - Z1) * (6000.0 - 20.0j)
+    got = fus.asnumpy(rayleigh_layered([[0.0, 0.0, -0.1]], [1.0], pts, g, c)).astype(np.complex128)
+    r = z.astype(np.float32).astype(np.float64) + 0.1
+    phi = g.astype(np.complex64)[0] + c.astype(np.complex64)
+    np.testing.assert_allclose(np.abs(got), np.exp(phi.imag) / r, rtol=2e-6)
+    np.testing.assert_allclose(np.angle(got * np.exp(1j * phi.real)), 0.0, atol=1e-4)
+
+
+def test_layered_water_layer_equals_rayleigh(cpu_backend, rng):
+    """A 'layer' with layer 0's own kappa: Phi = kappa0 r, so the layered sum is rayleigh's."""
+    src, w, pts, _, _ = layered_case(rng, 300, 500)
+    g = KAPPA0 * (Z1 - src[:, 2])
+    c = KAPPA0 * (pts[:, 2] - Z1)
+    got = fus.asnumpy(rayleigh_layered(src, w, pts, g, c))
+    plain = fus.asnumpy(rayleigh(src, w, pts, KAPPA0))
+    assert rel_l2(got, plain) <= TOL
+    # and a different layer really changes the field (the check above can fail)
+    other = fus.asnumpy(rayleigh_layered(src, w, pts, g, c * 1.05))
+    assert rel_l2(other, plain) > 0.1
+
+
+def test_layered_leading_point_dimensions(cpu_backend, rng):
+    src, w, pts, g, c = layered_case(rng, 7, 60)
+    got = fus.asnumpy(rayleigh_layered(src, w, pts.reshape(3, 4, 5, 3), g, c.reshape(3, 4, 5)))
+    assert got.shape == (3, 4, 5)
+    np.testing.assert_array_equal(got.reshape(-1), fus.asnumpy(rayleigh_layered(src, w, pts, g, c)))
+
+
+def test_layered_no_points_gives_empty(cpu_backend):
+    got = rayleigh_layered([[0.0, 0.0, -0.1]], [1.0], np.zeros((0, 3)), [1.0], np.zeros(0))
+    assert got.shape == (0,)
+
+
+def test_layered_nan_propagates(cpu_backend, rng):
+    src, w, pts, g, c = layered_case(rng, 33, 40)
+    p = pts.copy()
+    p[5, 0] = np.nan
+    got = fus.asnumpy(rayleigh_layered(src, w, p, g, c))
+    assert np.isnan(got[5].real) and np.isnan(got[5].imag)
+    assert np.all(np.isfinite(np.delete(got, 5)))
+    cc = c.copy()
+    cc[7] = complex(np.nan, 0.0)
+    got = fus.asnumpy(rayleigh_layered(src, w, pts, g, cc))
+    assert np.isnan(got[7].real) and np.all(np.isfinite(np.delete(got, 7)))
+    cc = c.copy()
+    cc[8] = complex(1.0, np.nan)  # NaN attenuation
+    assert np.isnan(fus.asnumpy(rayleigh_layered(src, w, pts, g, cc))[8].real)
+    gg = g.copy()
+    gg[3] = complex(np.nan, -1.0)
+    assert np.all(np.isnan(fus.asnumpy(rayleigh_layered(src, w, pts, gg, c)).real))
+    s = src.copy()
+    s[2, 2] = np.nan
+    assert np.all(np.isnan(fus.asnumpy(rayleigh_layered(s, w, pts, g, c)).real))
+    ww = w.copy()
+    ww[0] = complex(np.nan, 0)
+    assert np.all(np.isnan(fus.asnumpy(rayleigh_layered(src, ww, pts, g, c)).real))
+
+
+@pytest.mark.parametrize("dz", [0.0, -0.01], ids=["dz=0", "dz<0"])
+def test_layered_point_not_beyond_source_gives_nan(cpu_backend, rng, dz):
+    """dz <= 0 is outside the model: NaN (never inf) in that point only."""
+    src, w, pts, g, c = layered_case(rng, 9, 6)
+    pts[2] = src[4] + [0.003, 0.0, dz]
+    got = fus.asnumpy(rayleigh_layered(src, w, pts, g, c))
+    assert np.isnan(got[2].real) and np.isnan(got[2].imag)
+    assert np.all(np.isfinite(np.delete(got, 2)))
+
+
+LAYERED_BAD = [
+    ("sources", dict(sources=np.zeros((4, 2))), "last axis"),
+    ("sources", dict(sources=np.zeros((0, 3)), weights=np.zeros(0), g=np.zeros(0)), "at least 1"),
+    ("sources", dict(sources=np.zeros((4, 3), dtype=complex)), "real numeric"),
+    ("points", dict(points=np.zeros((5, 4))), "last axis"),
+    ("weights", dict(weights=np.ones(5)), "one weight per source"),
+    ("g", dict(g=np.ones(5)), "shape (4,)"),
+    ("g", dict(g=np.ones((4, 1))), "shape (4,)"),
+    ("g", dict(g=np.array(["x"] * 4)), "numeric"),
+    ("g", dict(g=np.full(4, 1 + 1j)), "<= 0"),
+    ("g", dict(g=np.full(4, np.inf)), "inf"),
+    ("c", dict(c=np.ones(4)), "shape (5,)"),
+    ("c", dict(c=np.ones((5, 1))), "shape (5,)"),
+    ("c", dict(c=np.full(5, 2 + 0.5j)), "<= 0"),
+    ("c", dict(c=np.full(5, complex(1, -np.inf))), "inf"),
+]
+
+
+@pytest.mark.parametrize("name,override,needle", LAYERED_BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(LAYERED_BAD)])
+def test_layered_bad_input_names_parameter(cpu_backend, name, override, needle):
+    args = dict(
+        sources=np.full((4, 3), -0.1), weights=np.ones(4), points=np.ones((5, 3)), g=np.ones(4), c=np.ones(5)
+    )
+    args.update(override)
+    with pytest.raises(InvalidParameterError) as info:
+        rayleigh_layered(**args)
+    assert info.value.name == name
+    assert needle in str(info.value), str(info.value)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("atten", [False, True], ids=["lossless", "attenuating"])
+def test_layered_gpu_matches_cpu(cuda_backend, rng, atten):
+    """The GPU build of rayleigh_layered against the CPU build on the same inputs, and float64."""
+    src, w, pts, g, c = layered_case(rng, 1031, 20011, atten=atten)
+    gpu = fus.asnumpy(rayleigh_layered(src, w, pts, g, c))
+    with fus.use("cpu"):
+        cpu = fus.asnumpy(rayleigh_layered(src, w, pts, g, c))
+    ref = rayleigh_layered_ref(src, w, pts, g, c)
+    assert rel_l2(gpu, ref) <= TOL
+    assert rel_l2(gpu, cpu) <= TOL
+    # NaN outside the model on the GPU too
+    p = pts[:300].copy()
+    p[17, 2] = src[0, 2] - 0.001
+    out = fus.asnumpy(rayleigh_layered(src, w, p, g, c[:300]))
+    assert np.isnan(out[17].real) and np.all(np.isfinite(np.delete(out, 17)))

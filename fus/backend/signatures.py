@@ -107,6 +107,21 @@ KERNELS: dict[str, KernelSignature] = {
             elements="n_pts",
             block=256,
         ),
+        KernelSignature(
+            name="rayleigh_layered",
+            source="rayleigh.cu",
+            args=(
+                Arg("src", "float32", _n("n_src", 3)),
+                Arg("w", "float32", _n("n_src", 2)),
+                Arg("g", "float32", _n("n_src", 2)),
+                Arg("pts", "float32", _n("n_pts", 5)),
+                Arg("n_src", "int32"),
+                Arg("n_pts", "int32"),
+                Arg("out", "complex64", _n("n_pts"), output=True),
+            ),
+            elements="n_pts",
+            block=256,  # RAYLEIGH_BLOCK: the shared-memory source tile
+        ),
         # -- thermometry entries (prf.cu, dose.cu) --
         KernelSignature(
             name="prf_phase",

@@ -7,8 +7,8 @@ the active backend (see :mod:`fus.backend`).
 
 from fus.kernels.bioheat import BioheatCoefficients, bioheat_coefficients, bioheat_step, stable_time_step
 from fus.kernels.dose import cem43
-from fus.kernels.rayleigh import rayleigh
+from fus.kernels.rayleigh import rayleigh, rayleigh_layered
 from fus.kernels.thermometry import prf_phase, prf_temperature
 
-__all__ = ["cem43", "prf_phase", "prf_temperature", "rayleigh"]
+__all__ = ["cem43", "prf_phase", "prf_temperature", "rayleigh", "rayleigh_layered"]
 __all__ += ["BioheatCoefficients", "bioheat_coefficients", "bioheat_step", "stable_time_step"]

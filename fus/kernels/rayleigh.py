@@ -10,7 +10,7 @@ from fus.backend import get_backend
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import complex_array, complex_scalar, count, real_array
 
-__all__ = ["rayleigh"]
+__all__ = ["rayleigh", "rayleigh_layered"]
 
 
 def rayleigh(sources: Any, weights: Any, points: Any, wavenumber: complex | float) -> Any:
@@ -90,4 +90,100 @@ def rayleigh(sources: Any, weights: Any, points: Any, wavenumber: complex | floa
         np.int32(n),
         out,
     )
+    return out
+
+
+def _complex_per(name: str, x: Any, backend: Any, shape: tuple[int, ...], what: str) -> Any:
+    """``x`` as complex64 of ``shape`` with a non-positive imaginary part (NaN passes through)."""
+    arr = complex_array(name, x, backend)
+    if tuple(arr.shape) != shape:
+        raise InvalidParameterError(
+            name, f"array of shape {tuple(arr.shape)}", f"must have shape {shape} (one value per {what})"
+        )
+    if arr.size and bool((arr.imag > 0).any()):
+        raise InvalidParameterError(
+            name,
+            f"array of shape {tuple(arr.shape)}",
+            "imaginary part must be <= 0 (kappa = k - i*alpha with attenuation alpha >= 0 Np/m)",
+        )
+    if arr.size and bool(backend.xp.isinf(arr).any()):
+        raise InvalidParameterError(name, f"array of shape {tuple(arr.shape)}", "must not contain inf")
+    return arr
+
+
+def rayleigh_layered(sources: Any, weights: Any, points: Any, g: Any, c: Any) -> Any:
+    r"""Complex pressure of M monopole point sources at N field points through planar layers.
+
+    Straight-ray model of :class:`fus.physics.media.LayeredMedium`: every source y_m lies in
+    layer 0 (wavenumber :math:`\kappa_0`), every field point x_n beyond the first interface
+    :math:`z_1` (layers are planes perpendicular to z), and the complex phase along the ray is
+    the path integral of :math:`\kappa`:
+
+    .. math::
+
+        P(x_n) = \sum_m w_m \frac{\exp(-i \Phi_{nm})}{r_{nm}}, \qquad
+        \Phi_{nm} = \frac{r_{nm}}{z_n - z_m} (g_m + C_n), \qquad
+        g_m = \kappa_0 (z_1 - z_m), \qquad C_n = \int_{z_1}^{z_n} \kappa(z)\, dz,
+
+    with :math:`r_{nm} = |x_n - y_m|` and :math:`\kappa = k - i\alpha` in every layer. Per-point
+    factors (the interface transmission product) are the caller's. Arithmetic is float32 with
+    the phase compensated for rounding (relative L2 error against float64 below 1e-4 for phases
+    up to ~1000 rad).
+
+    Parameters
+    ----------
+    sources : array_like, shape (M, 3)
+        Source positions y_m [m]; real, cast to float32. M >= 1.
+    weights : array_like, shape (M,)
+        Complex source weights w_m [Pa m]; cast to complex64.
+    points : array_like, shape (..., 3)
+        Field points x_n [m]; any leading shape, cast to float32. Each must satisfy
+        z_n > z_m for every source (else its output is NaN).
+    g : array_like, shape (M,)
+        Complex phase of each source's path to the first interface at normal incidence,
+        :math:`\kappa_0 (z_1 - z_m)` [rad + i Np]; imaginary part <= 0.
+    c : array_like, shape points.shape[:-1]
+        Complex phase from the first interface to each point at normal incidence,
+        :math:`\int_{z_1}^{z_n} \kappa\, dz` [rad + i Np]; imaginary part <= 0.
+
+    Returns
+    -------
+    ndarray of complex64, shape points.shape[:-1]
+        P(x_n) [Pa when w is in Pa m] as an array of the active backend (numpy or cupy).
+
+    Notes
+    -----
+    A pair with :math:`z_n - z_m \le 0` lies outside the model: it makes that point's output NaN
+    (never inf). NaN in a position, weight, g or c gives NaN in the outputs it reaches.
+
+    Raises
+    ------
+    InvalidParameterError
+        Wrong shapes, non-numeric dtypes, M = 0, g or c with a positive imaginary part (growth)
+        or an infinite value.
+    """
+    backend = get_backend()
+    xp = backend.xp
+    src = real_array("sources", sources, backend, ndim=2, last_dim=3)
+    pts = real_array("points", points, backend, last_dim=3)
+    w = complex_array("weights", weights, backend, ndim=1)
+    m = count("sources", int(src.shape[0]), minimum=1)
+    if int(w.shape[0]) != m:
+        raise InvalidParameterError(
+            "weights", f"array of shape {tuple(w.shape)}", f"must have one weight per source ({m})"
+        )
+    out_shape = tuple(pts.shape[:-1])
+    gg = _complex_per("g", g, backend, (m,), "source")
+    cc = _complex_per("c", c, backend, out_shape, "field point")
+    n = count("points", int(np.prod(out_shape, dtype=np.int64)))
+    src_soa = xp.ascontiguousarray(src.T)  # (3, M): x..., y..., z...
+    w_soa = xp.ascontiguousarray(xp.stack([w.real, w.imag]))  # (2, M)
+    g_soa = xp.ascontiguousarray(xp.stack([gg.real, -gg.imag]))  # (2, M): phase [rad], attenuation [Np]
+    pts5 = xp.empty((n, 5), dtype=np.float32)
+    pts5[:, :3] = pts.reshape(n, 3)
+    ccf = cc.reshape(n)
+    pts5[:, 3] = ccf.real
+    pts5[:, 4] = -ccf.imag
+    out = xp.empty(out_shape, dtype=np.complex64)
+    backend.launch("rayleigh_layered", src_soa, w_soa, g_soa, pts5, np.int32(m), np.int32(n), out)
     return out

@@ -49,8 +49,9 @@ by ~``x``: 10 % for ``cap256`` at its focus); the switch distance of an element 
 taken from the gradient of the layered phase over the element (see
 :func:`fus.physics.field_array._array_sum`).
 
-The far-field and layered sums run as float32 array code (numpy or cupy): the kernel's single
-``kappa`` and plain monopoles do not fit them. On the CPU that code does ~3e7 element-point pairs/s,
+The layered patch sum runs in the kernel's layered variant (:func:`fus.kernels.rayleigh_layered`,
+per-source and per-point complex phases). The far-field sums (homogeneous and layered) run as
+float32 array code (numpy or cupy): plain monopoles do not fit them. On the CPU that code does ~3e7 element-point pairs/s,
 so a far-field element costs ~1/6 of its ~230 patches in the kernel (not 1/230); a kernel with a
 per-source directivity would recover the rest.
 
@@ -90,6 +91,7 @@ from fus.physics.field_array import (
     FAR_FIELD_ERROR_COEFFICIENTS,
     _array_sum,
     _far_tables,
+    _layered_patch_sum,
     _FarTables,
     _Layers,
     far_field_distance,
@@ -242,10 +244,7 @@ class _Evaluator:
                 if lay_sel is None:
                     acc += rayleigh(near_pos, near_w, p, self.kappa0)
                 else:
-                    acc += _array_sum(
-                        xp, p, near_pos, near_w, self.kappa0, shift=shift, layers=self.layers,
-                        layer_of_pts=lay_sel, block_bytes=self.block_bytes,
-                    )
+                    acc += _layered_patch_sum(xp, p, near_pos, near_w, self.kappa0, self.layers, lay_sel)
                 self.pairs_patch += float(n) * float(near_pos.shape[0])
             if piston is not None:
                 acc += _array_sum(

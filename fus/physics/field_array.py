@@ -1,13 +1,18 @@
 """Array-module (numpy / cupy) parts of the field model: far-field element sources and layers.
 
-The plain homogeneous patch sum runs in the Rayleigh kernel (:func:`fus.kernels.rayleigh`); the
-two extensions of the model that its single ``kappa`` and plain monopoles cannot express run here
-as float32 array code, written once for numpy and cupy:
+The plain homogeneous patch sum runs in the Rayleigh kernel (:func:`fus.kernels.rayleigh`) and the
+layered patch sum (straight rays through planar layers, :class:`fus.physics.media.LayeredMedium`)
+in its layered variant (:func:`fus.kernels.rayleigh_layered`, prepared by
+:func:`_layered_patch_sum`). The far-field element source, which plain monopoles cannot express,
+runs here as float32 array code, written once for numpy and cupy, in a homogeneous medium and
+through the layers:
 
 * the far-field element source: one point per flat disc element with the far-field piston
   directivity ``2 J1(k a sin t) / (k a sin t)`` and the first Fresnel corrections (see
   :func:`piston_far_field` and the module docstring of :mod:`fus.physics.field`);
-* straight-ray propagation through planar layers (:class:`fus.physics.media.LayeredMedium`).
+* straight-ray propagation through planar layers (:class:`fus.physics.media.LayeredMedium`), for
+  the far-field element source (and, in :func:`_array_sum`, for plain point sources too, which
+  :func:`_layered_patch_sum` supersedes).
 
 Distances come from one GEMM (``|p|^2 + |s|^2 - 2 p.s`` after shifting both by the chunk centre,
 which keeps float32 cancellation small), the element sum from two real GEMMs, and the work is cut
@@ -24,6 +29,7 @@ import numpy as np
 from scipy.special import jv
 
 from fus.errors import InvalidParameterError
+from fus.kernels import rayleigh_layered
 from fus.physics.media import LayeredMedium
 from fus.physics.transducer_geometry import _positive_finite
 
@@ -218,6 +224,56 @@ class _Layers:
             crossing=medium.crossing_phase(frequency),
             transmission=medium.transmission(),
         )
+
+
+def _layered_patch_sum(
+    xp: Any, pts: Any, src: Any, weights: Any, kappa0: complex, layers: _Layers, layer_of_pts: Any
+) -> Any:
+    """Straight-ray layered pressure of point sources in layer 0 at points in layers >= 1.
+
+    ``P_n = T_n sum_m w_m exp(-i (r / dz) (g_m + C_n)) / r`` (the model of :func:`_array_sum`),
+    evaluated by the kernel :func:`fus.kernels.rayleigh_layered`; the per-source phase
+    ``g_m = kappa0 (z_1 - z_m)``, the per-point phase ``C_n = C_j + kappa_j (z_n - z_start_j)``
+    and transmission ``T_n = T_j`` of the point's layer ``j`` are formed here in float64.
+
+    Parameters
+    ----------
+    xp : module
+        numpy or cupy (the active backend's).
+    pts : array, shape (n, 3)
+        float32 field points [m], transducer frame, each beyond the first interface.
+    src : array, shape (M, 3)
+        float32 source positions [m], all before the first interface.
+    weights : array, shape (M,)
+        complex64 source weights [Pa m].
+    kappa0 : complex
+        ``k0 - i alpha0`` of layer 0 [1/m].
+    layers : _Layers
+        The medium's per-layer tables.
+    layer_of_pts : array, shape (n,)
+        int layer index of each point (>= 1).
+
+    Returns
+    -------
+    array of complex64, shape (n,)
+        Pressure [Pa].
+    """
+    n = int(pts.shape[0])
+    if n == 0 or int(src.shape[0]) == 0:
+        return xp.zeros(n, dtype=xp.complex64)
+    f64 = xp.float64
+    z1 = float(layers.z_interfaces[0])
+    g = complex(kappa0) * (z1 - src[:, 2].astype(f64))
+    j = layer_of_pts
+    zp = pts[:, 2].astype(f64)
+    kap = xp.asarray(layers.kappa, dtype=xp.complex128)
+    cross = xp.asarray(layers.crossing, dtype=xp.complex128)
+    z_start = xp.asarray(layers.z_start, dtype=f64)
+    c = cross[j] + kap[j] * (zp - z_start[j])
+    t = xp.asarray(layers.transmission, dtype=xp.float32)[j]
+    out = rayleigh_layered(src, weights, pts, g, c)
+    out *= t
+    return out
 
 
 def _array_sum(
