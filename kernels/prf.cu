@@ -18,6 +18,13 @@
 // with scale = phase_sign / (gamma * alpha * B0 * TE) [C/rad] (gamma = 2 pi 42.577 MHz/T,
 // alpha ~ -0.01 ppm/C) and wrap to (-pi, pi]. Masked-out voxels get NaN in dT and sigma_T: no
 // measurement is never reported as a number.
+//
+// prf_temperature_dose: prf_temperature fused with the streaming dose state of one dynamic (one
+// pass over memory instead of four): T = body_temp + dT; unless `first`, dose += the CEM43 of
+// T linear from t_prev to T over dt_min (cem43_step, dose.cuh); on the first dynamic a voxel
+// with NaN T gets a NaN dose (never measured: unknown, not 0); then t_prev = T and
+// tmax = fmax(tmax, T) (NaN maps leave tmax unchanged).
+#include "dose.cuh"
 #include "fus_portable.cuh"
 
 // Phase difference, phase noise and mask of one voxel. z = (zr, zi), z_ref = (rr, ri).
@@ -51,7 +58,43 @@ FUS_HD void prf_temperature_voxel(float dphi, float drift, float weight, unsigne
     *sigma_T = mask ? abs_scale / sqrtf(weight) : nan;
 }
 
+// The fused temperature + dose update of one voxel (see prf_temperature_dose above).
+// tp, dose_in, tmax_in: the voxel's state before this dynamic; results through the pointers.
+FUS_HD void prf_temperature_dose_voxel(float dphi, float drift, float weight, unsigned char mask,
+                                       float scale, float body_temp, float dt_min, fus_i32 first,
+                                       float tp, double dose_in, float tmax_in, float* dT,
+                                       float* sigma_T, float* temp, double* dose, float* tmax) {
+    float d, s;
+    prf_temperature_voxel(dphi, drift, weight, mask, scale, &d, &s);
+    const float t = body_temp + d;
+    const double nan = (double)fus_as_float(0x7fc00000);
+    const double acc = dose_in + (double)cem43_step(tp, t, dt_min);
+    const double start = (t == t) ? dose_in : nan;
+    *dT = d;
+    *sigma_T = s;
+    *temp = t;
+    *dose = first ? start : acc;
+    *tmax = (t > tmax_in) ? t : tmax_in;  // NaN t keeps the maximum
+}
+
 #if FUS_GPU
+
+FUS_GLOBAL void prf_temperature_dose(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT drift,
+                                     const float* FUS_RESTRICT weight,
+                                     const unsigned char* FUS_RESTRICT mask, float scale,
+                                     float body_temp, float dt_min, fus_i32 first, fus_i32 n,
+                                     float* FUS_RESTRICT dT, float* FUS_RESTRICT sigma_T,
+                                     float* FUS_RESTRICT temp, float* FUS_RESTRICT t_prev,
+                                     double* FUS_RESTRICT dose, float* FUS_RESTRICT tmax) {
+    FUS_FOR_EACH(i, n) {
+        float t;
+        prf_temperature_dose_voxel(dphi[i], drift[i], weight[i], mask[i], scale, body_temp, dt_min,
+                                   first, t_prev[i], dose[i], tmax[i], &dT[i], &sigma_T[i], &t,
+                                   &dose[i], &tmax[i]);
+        temp[i] = t;
+        t_prev[i] = t;
+    }
+}
 
 FUS_GLOBAL void prf_phase(const float* FUS_RESTRICT z, const float* FUS_RESTRICT z_ref, float noise,
                           float noise_ref, float mag_min, fus_i32 n, float* FUS_RESTRICT dphi,
@@ -72,6 +115,28 @@ FUS_GLOBAL void prf_temperature(const float* FUS_RESTRICT dphi, const float* FUS
 }
 
 #else
+
+FUS_HOST_API void prf_temperature_dose(const float* FUS_RESTRICT dphi,
+                                       const float* FUS_RESTRICT drift,
+                                       const float* FUS_RESTRICT weight,
+                                       const unsigned char* FUS_RESTRICT mask, float scale,
+                                       float body_temp, float dt_min, fus_i32 first, fus_i32 n,
+                                       float* FUS_RESTRICT dT, float* FUS_RESTRICT sigma_T,
+                                       float* FUS_RESTRICT temp, float* FUS_RESTRICT t_prev,
+                                       double* FUS_RESTRICT dose, float* FUS_RESTRICT tmax) {
+    FUS_FOR_EACH_SIMD(i, n) {
+        float a, b, c, mx;
+        double dd;
+        prf_temperature_dose_voxel(dphi[i], drift[i], weight[i], mask[i], scale, body_temp, dt_min,
+                                   first, t_prev[i], dose[i], tmax[i], &a, &b, &c, &dd, &mx);
+        dT[i] = a;
+        sigma_T[i] = b;
+        temp[i] = c;
+        t_prev[i] = c;
+        dose[i] = dd;
+        tmax[i] = mx;
+    }
+}
 
 FUS_HOST_API void prf_phase(const float* FUS_RESTRICT z, const float* FUS_RESTRICT z_ref, float noise,
                             float noise_ref, float mag_min, fus_i32 n, float* FUS_RESTRICT dphi,

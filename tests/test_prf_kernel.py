@@ -131,3 +131,41 @@ def test_gpu_matches_cpu(cuda_backend, rng):
     with fus.use("cpu"):
         ct = prf_temperature(c[0], 0.1, c[1], c[2], -10.0)
     np.testing.assert_allclose(gt[0], ct[0], atol=1e-5, equal_nan=True)
+
+
+def test_fused_temperature_dose_matches_separate_steps(cpu_backend, rng):
+    """prf_temperature_dose == prf_temperature, then T = 37 + dT, CEM43 (Gauss-Legendre), fmax."""
+    from fus.kernels import prf_temperature_dose
+    from test_dose import quad_step
+
+    n = 4099
+    dphi = rng.uniform(-np.pi, np.pi, n).astype(np.float32)
+    drift = rng.uniform(-0.5, 0.5, n).astype(np.float32)
+    weight = rng.uniform(10, 1000, n).astype(np.float32)
+    mask = (rng.uniform(size=n) > 0.1).astype(np.uint8)
+    scale = -4.0  # C/rad: dT within +-13 C
+    t_prev = rng.uniform(36, 60, n).astype(np.float32)
+    dose0 = rng.uniform(0, 100, n)
+    tmax0 = rng.uniform(36, 60, n).astype(np.float32)
+    tp, dose, tmax = t_prev.copy(), dose0.copy(), tmax0.copy()
+    dT, sT, temp = prf_temperature_dose(dphi, drift, weight, mask, scale, body_temp=37.0, dt=4.0, first=False,
+                                        t_prev=tp, dose=dose, tmax=tmax)
+    dT_ref, sT_ref = prf_temperature(dphi, drift, weight, mask, scale)
+    np.testing.assert_array_equal(dT, dT_ref)
+    np.testing.assert_array_equal(sT, sT_ref)
+    np.testing.assert_array_equal(temp, np.float32(37.0) + dT_ref)
+    np.testing.assert_array_equal(tp, temp)
+    ok = mask.astype(bool)
+    np.testing.assert_allclose(dose[ok], dose0[ok] + quad_step(t_prev[ok], temp[ok], 4.0), rtol=1e-6)
+    assert np.isnan(dose[~ok]).all()
+    np.testing.assert_array_equal(tmax, np.where(ok, np.fmax(tmax0, temp), tmax0))
+    # first dynamic: no dose accrues; unmeasured voxels get an unknown (NaN) dose
+    tp2, dose2, tmax2 = np.zeros(n, np.float32), np.zeros(n), np.full(n, -np.inf, np.float32)
+    _, _, temp2 = prf_temperature_dose(dphi, drift, weight, mask, scale, body_temp=37.0, dt=0.0, first=True,
+                                       t_prev=tp2, dose=dose2, tmax=tmax2)
+    assert (dose2[ok] == 0).all() and np.isnan(dose2[~ok]).all()
+    np.testing.assert_array_equal(tp2, temp2)
+    with pytest.raises(InvalidParameterError) as info:
+        prf_temperature_dose(dphi, drift, weight, mask, scale, body_temp=37.0, dt=1.0, first=False,
+                             t_prev=tp, dose=dose.astype(np.float32), tmax=tmax)
+    assert info.value.name == "dose"

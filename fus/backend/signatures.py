@@ -155,6 +155,28 @@ KERNELS: dict[str, KernelSignature] = {
             elements="n",
         ),
         KernelSignature(
+            name="prf_temperature_dose",
+            source="prf.cu",
+            args=(
+                Arg("dphi", "float32", _n("n")),
+                Arg("drift", "float32", _n("n")),
+                Arg("weight", "float32", _n("n")),
+                Arg("mask", "uint8", _n("n")),
+                Arg("scale", "float32"),
+                Arg("body_temp", "float32"),
+                Arg("dt_min", "float32"),
+                Arg("first", "int32"),
+                Arg("n", "int32"),
+                Arg("dT", "float32", _n("n"), output=True),
+                Arg("sigma_T", "float32", _n("n"), output=True),
+                Arg("temp", "float32", _n("n"), output=True),
+                Arg("t_prev", "float32", _n("n"), output=True),
+                Arg("dose", "float64", _n("n"), output=True),
+                Arg("tmax", "float32", _n("n"), output=True),
+            ),
+            elements="n",
+        ),
+        KernelSignature(
             name="cem43",
             source="dose.cu",
             args=(

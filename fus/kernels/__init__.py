@@ -8,7 +8,17 @@ the active backend (see :mod:`fus.backend`).
 from fus.kernels.bioheat import BioheatCoefficients, bioheat_coefficients, bioheat_step, stable_time_step
 from fus.kernels.dose import cem43
 from fus.kernels.rayleigh import rayleigh, rayleigh_layered
-from fus.kernels.thermometry import prf_phase, prf_temperature
+from fus.kernels.thermometry import prf_phase, prf_temperature, prf_temperature_dose
 
-__all__ = ["cem43", "prf_phase", "prf_temperature", "rayleigh", "rayleigh_layered"]
-__all__ += ["BioheatCoefficients", "bioheat_coefficients", "bioheat_step", "stable_time_step"]
+__all__ = [
+    "BioheatCoefficients",
+    "bioheat_coefficients",
+    "bioheat_step",
+    "cem43",
+    "prf_phase",
+    "prf_temperature",
+    "prf_temperature_dose",
+    "rayleigh",
+    "rayleigh_layered",
+    "stable_time_step",
+]

@@ -11,7 +11,7 @@ from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import complex_array, count, real_array
 
-__all__ = ["prf_phase", "prf_temperature"]
+__all__ = ["prf_phase", "prf_temperature", "prf_temperature_dose"]
 
 
 def _same_shape(name: str, arr: Any, shape: tuple[int, ...]) -> None:
@@ -92,6 +92,16 @@ def prf_temperature(dphi: Any, drift: Any, weight: Any, mask: Any, scale: float)
     sigma_T : float32 array [C]
     """
     backend = get_backend()
+    d, dr, sp, m, sc, n = _temperature_inputs(backend, dphi, drift, weight, mask, scale)
+    xp = backend.xp
+    dT = xp.empty(d.shape, np.float32)
+    sT = xp.empty(d.shape, np.float32)
+    backend.launch("prf_temperature", d, dr, sp, m, np.float32(sc), np.int32(n), dT, sT)
+    return dT, sT
+
+
+def _temperature_inputs(backend: Any, dphi: Any, drift: Any, weight: Any, mask: Any, scale: float) -> tuple[Any, ...]:
+    """Validated (dphi, drift, weight, mask, scale, n) for the temperature kernels."""
     xp = backend.xp
     d = real_array("dphi", dphi, backend)
     sp = real_array("weight", weight, backend)
@@ -106,13 +116,75 @@ def prf_temperature(dphi: Any, drift: Any, weight: Any, mask: Any, scale: float)
     m = backend.asarray(mask)
     if m.dtype.kind not in "biu":
         raise InvalidParameterError("mask", f"array of dtype {m.dtype}", "must be boolean or integer (1 = measured)")
-    m = backend.asarray(m != 0, dtype=np.uint8)
+    if m.dtype != np.uint8:
+        m = backend.asarray(m != 0, dtype=np.uint8)
     _same_shape("mask", m, d.shape)
     sc = finite_scalar("scale", scale)
     if sc == 0:
         raise InvalidParameterError("scale", scale, "must be non-zero [C/rad]")
     n = count("dphi", int(d.size))
+    return d, dr, sp, m, sc, n
+
+
+def _state(name: str, arr: Any, xp: Any, dtype: Any, shape: tuple[int, ...]) -> Any:
+    if not isinstance(arr, xp.ndarray):
+        raise InvalidParameterError(name, type(arr).__name__, f"must be a {xp.__name__} array (state updated in place)")
+    if arr.dtype != np.dtype(dtype) or not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise InvalidParameterError(name, f"array of dtype {arr.dtype}", f"must be a writeable, C-contiguous {np.dtype(dtype)} array")
+    _same_shape(name, arr, shape)
+    return arr
+
+
+def prf_temperature_dose(
+    dphi: Any,
+    drift: Any,
+    weight: Any,
+    mask: Any,
+    scale: float,
+    *,
+    body_temp: float,
+    dt: float,
+    first: bool,
+    t_prev: Any,
+    dose: Any,
+    tmax: Any,
+) -> tuple[Any, Any, Any]:
+    """:func:`prf_temperature` fused with the streaming CEM43 state (one pass over memory).
+
+    ``T = body_temp + dT``; unless ``first``, ``dose`` gains the CEM43 of a temperature linear
+    from ``t_prev`` to ``T`` over ``dt`` (the dose kernel's exact integral); on the first dynamic
+    a voxel with NaN ``T`` gets a NaN dose. Then ``t_prev = T`` and ``tmax = fmax(tmax, T)``.
+
+    Parameters
+    ----------
+    dphi, drift, weight, mask, scale
+        As for :func:`prf_temperature`.
+    body_temp : float
+        Baseline temperature [C].
+    dt : float
+        Time since the previous dynamic [s], >= 0 (ignored when ``first``).
+    first : bool
+        This is the first dynamic of the stream.
+    t_prev, tmax : float32 arrays, dose : float64 array
+        State of the active backend, same shape as ``dphi``, updated in place.
+
+    Returns
+    -------
+    dT, sigma_T, temperature : float32 arrays [C]
+    """
+    backend = get_backend()
+    d, dr, sp, m, sc, n = _temperature_inputs(backend, dphi, drift, weight, mask, scale)
+    xp = backend.xp
+    tp = _state("t_prev", t_prev, xp, np.float32, d.shape)
+    ds = _state("dose", dose, xp, np.float64, d.shape)
+    tx = _state("tmax", tmax, xp, np.float32, d.shape)
+    bt = finite_scalar("body_temp", body_temp)
+    step = finite_scalar("dt", dt, nonnegative=True)
     dT = xp.empty(d.shape, np.float32)
     sT = xp.empty(d.shape, np.float32)
-    backend.launch("prf_temperature", d, dr, sp, m, np.float32(sc), np.int32(n), dT, sT)
-    return dT, sT
+    temp = xp.empty(d.shape, np.float32)
+    backend.launch(
+        "prf_temperature_dose", d, dr, sp, m, np.float32(sc), np.float32(bt), np.float32(step / 60.0),
+        np.int32(1 if first else 0), np.int32(n), dT, sT, temp, tp, ds, tx,
+    )
+    return dT, sT, temp

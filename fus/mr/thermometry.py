@@ -18,7 +18,7 @@ import numpy as np
 
 from fus.backend import get_backend
 from fus.errors import InvalidParameterError
-from fus.kernels import prf_phase, prf_temperature
+from fus.kernels import prf_phase, prf_temperature_dose
 from fus.mr.baseline import Baseline, BaselineLibrary
 from fus.mr.drift import DRIFT_METHODS, drift_poly, drift_roi, poly_basis
 from fus.mr.prf import ALPHA_PPM_PER_C, prf_scale
@@ -167,9 +167,13 @@ class Thermometry:
         else:
             drift = xp.zeros(self.shape, np.float32)
         drift = xp.ascontiguousarray(drift, dtype=np.float32)
-        dT, sT = prf_temperature(dphi, drift, weight, mask, self.scale)
-        temp = dT + np.float32(s.body_temp)
-        self.dose.update(temp, time)
+        acc = self.dose
+        dt, first = acc.begin(time)
+        dT, sT, temp = prf_temperature_dose(
+            dphi, drift, weight, mask, self.scale, body_temp=s.body_temp, dt=dt, first=first,
+            t_prev=acc.prev, dose=acc.dose, tmax=acc.tmax,
+        )
+        acc.end(time)
         res = DynamicResult(self._n, float(time), dT, temp, sT, mask, drift, bi)
         self._n += 1
         return res

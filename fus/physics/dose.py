@@ -96,6 +96,39 @@ class DoseAccumulator:
         self.n_updates += 1
         return self.dose
 
+    def begin(self, time: float) -> tuple[float, bool]:
+        """Start an update at ``time`` [s] done by a fused kernel on :attr:`dose`, :attr:`tmax` and
+        :attr:`prev` (e.g. :func:`fus.kernels.prf_temperature_dose`); call :meth:`end` after it.
+
+        Returns
+        -------
+        dt : float
+            Seconds since the previous map (0 for the first).
+        first : bool
+            True for the first map (the kernel then only sets the state).
+        """
+        t = float(time)
+        if not math.isfinite(t):
+            raise InvalidParameterError("time", time, "must be finite [s]")
+        if self._prev is None:
+            if t < self._time:
+                raise InvalidParameterError("time", time, f"is before the start time {self._time} s")
+            self._prev = get_backend().xp.empty(self.dose.shape, dtype=np.float32)
+            return 0.0, True
+        if t <= self._time:
+            raise InvalidParameterError("time", time, f"must be after the previous map's time {self._time} s")
+        return t - self._time, False
+
+    def end(self, time: float) -> None:
+        """Finish an update started with :meth:`begin`."""
+        self._time = float(time)
+        self.n_updates += 1
+
+    @property
+    def prev(self) -> Any:
+        """Temperature of the last map [C] (float32), the start of the next step's ramp."""
+        return self._prev
+
     def max_temperature(self) -> Any:
         """Maximum temperature seen per voxel [C]; NaN where never measured."""
         xp = array_module(self.tmax)
