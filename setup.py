@@ -43,6 +43,7 @@ BASE_FLAGS = [
     "-fno-math-errno",
     "-fno-trapping-math",
     "-ffp-contract=fast",
+    "-fno-finite-math-only",  # explicit: NaN and inf checks must survive whatever else is added
     "-Wall",
     "-Wno-unknown-pragmas",
 ]
