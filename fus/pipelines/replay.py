@@ -99,11 +99,11 @@ def choose_echo(series: Series, echo: int | None) -> int:
     have = {e for e in series.echoes if series.has("phase", e) or series.has("real", e)}
     if echo is not None:
         if echo not in series.echoes:
-            raise InvalidParameterError("echo", echo, f"series {series.name} has echoes {list(series.echoes)}")
+            raise InvalidParameterError("echo", echo, f"{series.name} has echoes {list(series.echoes)}")
         return int(echo)
     if not have:
         raise DicomError(
-            f"series {series.name} holds no phase (or real/imaginary) images: PRF thermometry needs phase; "
+            f"{series.name} holds no phase (or real/imaginary) images: PRF thermometry needs phase; "
             f"components present: {list(series.components)}"
         )
     tes = {e: series.echo_time(e) for e in have}
@@ -165,11 +165,11 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
         magnitude = load_series(path, opts.magnitude_series)
         if magnitude.shape[1:] != series.shape[1:] or not np.allclose(magnitude.affine, series.affine, atol=1e-3):
             raise DicomError(
-                f"magnitude series {magnitude.name} has geometry {magnitude.shape[1:]} / affine differing from "
-                f"the phase series {series.name} {series.shape[1:]}: they must share the grid"
+                f"magnitude {magnitude.name} has geometry {magnitude.shape[1:]} / affine differing from "
+                f"the phase {series.name} {series.shape[1:]}: they must share the grid"
             )
         if magnitude.n_dynamics != series.n_dynamics:
-            raise DicomError(f"magnitude series {magnitude.name} has {magnitude.n_dynamics} dynamics, the phase series {series.n_dynamics}")
+            raise DicomError(f"magnitude {magnitude.name} has {magnitude.n_dynamics} dynamics, the phase {series.name} {series.n_dynamics}")
     echo = choose_echo(series, opts.echo)
     n_dyn = series.n_dynamics
     nb = int(opts.baseline)
@@ -177,13 +177,13 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
         raise InvalidParameterError("baseline", nb, "must be >= 1 dynamic")
     if n_dyn < nb + 1:
         raise DicomError(
-            f"series {series.name} has {n_dyn} dynamic(s): thermometry needs at least {nb} baseline dynamic(s) "
+            f"{series.name} has {n_dyn} dynamic(s): thermometry needs at least {nb} baseline dynamic(s) "
             "plus one more to measure"
         )
     times = np.asarray(series.times, dtype=np.float64)
     if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
         raise DicomError(
-            f"series {series.name}: dynamic times are unknown or not increasing ({series.times_source}: "
+            f"{series.name}: dynamic times are unknown or not increasing ({series.times_source}: "
             f"{times[:5].tolist()}...): the dose needs them"
         )
     te = series.echo_time(echo)
@@ -262,7 +262,7 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
             w.path.unlink(missing_ok=True)
         raise
     if len(per_dynamic) != n_dyn:
-        raise DicomError(f"series {series.name}: {len(per_dynamic)} dynamics read, {n_dyn} expected")
+        raise DicomError(f"{series.name}: {len(per_dynamic)} dynamics read, {n_dyn} expected")
 
     dose = asnumpy(thermo.dose.dose)
     tmax = asnumpy(thermo.dose.max_temperature())
