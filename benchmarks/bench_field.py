@@ -15,7 +15,7 @@ Implementations, timed in the same run:
     kernel on the CPU (the full 64^3 grid).
 ``fus-cpu-default``
     the same call with the default far-field switch: at 112-168 mm from the focus region every
-    element is one far-field source (67 M element-point pairs of float32 array code). Its rate is
+    element is one far-field source (67 M element-point pairs of the rayleigh_far kernel). Its rate is
     given in *equivalent* patch pairs (the work of the patch sum it replaces), so its ratio is a
     ratio of times.
 ``numpy-f32-cos-sin-gemv``

@@ -306,3 +306,297 @@ FUS_HOST_API void rayleigh_layered(const float* src, const float* w, const float
 }
 
 #endif
+
+// ------------------------------------------------------------------------------------------------
+// Angular functions of the far-field piston model at z = k a sin(t) >= 0 [rad]:
+//     D = 2 J1(z)/z, G0 = 4 g1, G2 = 2 (g1 - g3), H = 2 J2(z)/z,  g1 = J1/z - 2 J2/z^2, g3 = J3/z
+// (fus.kernels.piston_angular_functions is the float64 reference). Straight-line code, no tables:
+//   z < 8:  Chebyshev series of degree 9 in x = z^2/32 - 1 (H as z times such a series),
+//           evaluated by Clenshaw's recurrence (least-squares fits to the float64 functions);
+//   z >= 8: the Hankel amplitude-phase form J_n(z) = A_n(u) sqrt(u) cos(z - (2n+1) pi/4 + P_n(u) u),
+//           u = 1/z, n = 1, 2, with A_n, P_n cubic in u^2 (least-squares fits to the float64
+//           modulus and phase of J_n + i Y_n), and J3 = 4 J2 / z - J1 (upward recurrence, stable
+//           for z > 3).
+// Measured absolute error in float32 against the float64 functions: see
+// tests/test_rayleigh.py::test_far_directivity_over_wide_angles (~2e-7 of the on-axis value; the
+// functions are <= 1). Both
+// branches are evaluated and one is selected, so the code vectorises; NaN in -> NaN out.
+// Clenshaw's recurrence for sum_k c[k] T_k(x), k = 0..9, written out (an inner loop would stop
+// the vectoriser of the enclosing source loop).
+#define FUS_CLENSHAW_STEP(k) t = fmaf(x2, b1, c[k] - b2); b2 = b1; b1 = t;
+FUS_HD float fus_cheb10(const float* c, float x) {
+    float b1 = c[9], b2 = 0.0f, t, x2 = 2.0f * x;
+    FUS_CLENSHAW_STEP(8)
+    FUS_CLENSHAW_STEP(7)
+    FUS_CLENSHAW_STEP(6)
+    FUS_CLENSHAW_STEP(5)
+    FUS_CLENSHAW_STEP(4)
+    FUS_CLENSHAW_STEP(3)
+    FUS_CLENSHAW_STEP(2)
+    FUS_CLENSHAW_STEP(1)
+    return fmaf(x, b1, c[0] - b2);
+}
+#undef FUS_CLENSHAW_STEP
+
+FUS_HD void fus_piston_angular(float z, float* d_out, float* g0_out, float* g2_out,
+                               float* h_out) {
+    // z < 8 (x > 1 is clamped: the other branch is taken there; NaN is kept)
+    const float cd[10] = { 1.620896918e-01f, -2.979502919e-01f, 3.219985229e-01f, -1.653609854e-01f, 4.442727736e-02f, -7.293883258e-03f, 8.100653305e-04f, -6.511355814e-05f, 3.968878174e-06f, -1.941875825e-07f };
+    const float cg0[10] = { 1.164393484e-01f, -1.826013737e-01f, 3.774921207e-01f, -2.394212853e-01f, 7.039110495e-02f, -1.214163959e-02f, 1.391383935e-03f, -1.143027546e-04f, 7.079987262e-06f, -3.508063739e-07f };
+    const float cg2[10] = { 1.256933088e-02f, 2.404823145e-02f, 2.442396581e-01f, -1.937709425e-01f, 6.115938006e-02f, -1.091857612e-02f, 1.277010572e-03f, -1.063405737e-04f, 6.651102719e-06f, -3.320219782e-07f };
+    const float ch[10] = { 5.193500877e-02f, -1.033248026e-01f, 6.662623128e-02f, -2.282517138e-02f, 4.615862445e-03f, -6.115317328e-04f, 5.718668215e-05f, -3.981091421e-06f, 2.144428229e-07f, -9.393330231e-09f };
+    float x = fmaf(z * (1.0f / 32.0f), z, -1.0f);
+    x = (x > 1.0f) ? 1.0f : x;
+    float da = fus_cheb10(cd, x);
+    float g0a = fus_cheb10(cg0, x);
+    float g2a = fus_cheb10(cg2, x);
+    float ha = fus_cheb10(ch, x) * z;
+    // z >= 8 (z < 8 is evaluated at 8 and discarded)
+    float zb = (z > 8.0f) ? z : 8.0f;
+    float u = 1.0f / zb;
+    float w = u * u;
+    float a1 = fmaf(fmaf(fmaf(5.067883567e-01f, w, -1.531656966e-01f), w, 1.496003350e-01f), w, 7.978845621e-01f);
+    float p1 = fmaf(fmaf(fmaf(-1.735786137e+00f, w, 3.658080408e-01f), w, -1.640487683e-01f), w, 3.749999941e-01f);
+    float a2 = fmaf(fmaf(fmaf(-2.075797075e+00f, w, 6.281534811e-01f), w, 7.480249618e-01f), w, 7.978845573e-01f);
+    float p2 = fmaf(fmaf(fmaf(6.727727213e+00f, w, -1.437229373e+00f), w, -3.515976966e-01f), w, 1.875000015e+00f);
+    float su = sqrtf(u);
+    float s1, c1, s2, c2;
+    fus_sincos(zb + fmaf(p1, u, -2.35619449019234492f), 0.0f, &s1, &c1);  // - 3 pi / 4
+    fus_sincos(zb + fmaf(p2, u, -3.92699081698724155f), 0.0f, &s2, &c2);  // - 5 pi / 4
+    float j1 = a1 * su * c1;
+    float j2 = a2 * su * c2;
+    float j3 = fmaf(4.0f * u, j2, -j1);
+    float g1 = u * fmaf(-2.0f * u, j2, j1);
+    bool small = !(z >= 8.0f);  // NaN takes the series branch, which is NaN through x
+    *d_out = small ? da : 2.0f * u * j1;
+    *g0_out = small ? g0a : 4.0f * g1;
+    *g2_out = small ? g2a : 2.0f * fmaf(-u, j3, g1);
+    *h_out = small ? ha : 2.0f * u * j2;
+}
+
+// ------------------------------------------------------------------------------------------------
+// rayleigh_far -- far-field element sources: one source per flat disc element (centre y_m, unit
+// normal n_m, radius a_m) with the far-field piston directivity and its first Fresnel corrections
+// (see fus/physics/field.py, "Far-field element sources"), in a homogeneous medium (LAYERED =
+// false) or through planar layers along straight rays (LAYERED = true, the phase of
+// rayleigh_layered):
+//
+//     P(x_n) = sum_m  w_m * exp(-i Phi_nm) / r_nm * B_nm,
+//     B = D(z) F(x_e) + i E,   E = (a / r) s H(z) - x (G0(z) - s^2 G2(z) - D(z)),
+//     F = exp(-i x_e) sin(x_e) / x_e,  x = k_eff a^2 / (4 r),  x_e = x (1 - (a / r)^2 / 4),
+//     z = a |grad Phi projected on the element plane|,   s = z / (k_eff a)  (sin of the angle),
+//
+//   homogeneous: Phi = kappa0 r, k_eff = k0, grad Phi = -k0 e (e: unit vector source -> point), so
+//                z = k0 a sin(t) with cos(t) = e . n_m;
+//   layered:     Phi = (r / dz) (g_m + C_n) as in rayleigh_layered, k_eff = Re Phi / r, and
+//                grad_y Phi = -k_eff e + beta z_hat, beta = (k_eff - k0) r / dz, so
+//                |grad Phi|_plane^2 = k_eff^2 (1 - cos^2 t) - 2 k_eff beta (dz/r - cos t n_z)
+//                                     + beta^2 (1 - n_z^2).
+//
+// D = 2 J1(z)/z, G0 = 4 g1, G2 = 2 (g1 - g3), H = 2 J2(z)/z, g1 = J1/z - 2 J2/z^2, g3 = J3/z come
+// from fus_piston_angular (straight-line approximations, absolute error < 1e-6; no table: a
+// per-pair table gather made the CPU loop 10x slower).
+//
+// The phase is carried as hi + lo (rounding of the square root, of the division and of the
+// products compensated), as in rayleigh / rayleigh_layered. r == 0, and in layered media dz <= 0,
+// lie outside the model: NaN in that point's output, never inf. NaN in any input gives NaN in the
+// outputs it reaches.
+//
+// Layout (see fus/backend/signatures.py):
+//   src   float32 [3*M]   structure of arrays: x, y, z                                  [m]
+//   w     float32 [2*M]   structure of arrays: Re w, Im w
+//   elem  float32 [6*M]   structure of arrays: n_x, n_y, n_z (unit normal), a [m],
+//                         gr [rad], ga [Np] (layered: g_m as in rayleigh_layered; else unused)
+//   pts   float32 [5*N]   array of structures: x y z cr ca (cr, ca unused when homogeneous)
+//   k0 [rad/m], alpha0 [Np/m] (homogeneous attenuation; unused when layered), layered (0 / 1),
+//   n_src, n_pts
+//   out   float32 [2*N]   interleaved complex64
+
+template <bool LAYERED>
+FUS_HD fus_c32 rayleigh_far_term(float px, float py, float pz, float cr, float ca, float sx,
+                                 float sy, float sz, float wr, float wi, float nx, float ny,
+                                 float nz, float rad, float gr, float ga, float k0,
+                                 float alpha0) {
+    const float nan = fus_as_float(0x7fc00000);
+    float dx = px - sx;
+    float dy = py - sy;
+    float dz = pz - sz;
+    float d2 = fmaf(dx, dx, fmaf(dy, dy, dz * dz));
+    float r = sqrtf(d2);
+    float inv_r = 1.0f / r;
+    inv_r = (d2 > 0.0f) ? inv_r : nan;  // r == 0: outside the model
+    float sqrt_err = fmaf(-r, r, d2) * (0.5f * inv_r);
+    float ph, ph_lo, att, keff, beta;
+    if (LAYERED) {
+        float inv_dz = 1.0f / dz;
+        inv_dz = (dz > 0.0f) ? inv_dz : nan;
+        float q = r * inv_dz;
+        float q_lo = (fmaf(-q, dz, r) + sqrt_err) * inv_dz;
+        float s = gr + cr;
+        float bb = s - gr;
+        float s_lo = (gr - (s - bb)) + (cr - bb);
+        ph = q * s;
+        ph_lo = fmaf(q, s, -ph) + fmaf(q, s_lo, q_lo * s);
+        att = q * (ga + ca);
+        keff = s * inv_dz;
+        beta = (keff - k0) * q;
+    } else {
+        ph = k0 * r;
+        ph_lo = fmaf(k0, r, -ph) + k0 * sqrt_err;
+        att = alpha0 * r;
+        keff = k0;
+        beta = 0.0f;
+    }
+    // sin^2 t = |e x n|^2 (not 1 - cos^2 t, which loses the small angles to rounding)
+    float cx = fmaf(dy, nz, -dz * ny);
+    float cy = fmaf(dz, nx, -dx * nz);
+    float cz = fmaf(dx, ny, -dy * nx);
+    float sin2 = fmaf(cx, cx, fmaf(cy, cy, cz * cz)) * (inv_r * inv_r);
+    float vp2 = keff * keff * sin2;
+    if (LAYERED) {
+        // dz/r - cos t n_z = (dz (n_x^2 + n_y^2) - n_z (dx n_x + dy n_y)) / r, 1 - n_z^2 = n_x^2 + n_y^2
+        float nperp2 = fmaf(nx, nx, ny * ny);
+        float ezc = fmaf(dz, nperp2, -nz * fmaf(dx, nx, dy * ny)) * inv_r;
+        vp2 = fmaf(-2.0f * keff * beta, ezc, vp2);
+        vp2 = fmaf(beta * beta, nperp2, vp2);
+    }
+    vp2 = (vp2 < 0.0f) ? 0.0f : vp2;  // NaN kept
+    float vp = sqrtf(vp2);            // |grad Phi| in the element plane [rad/m]
+    float sn_t = vp / keff;           // sin(t) (effective)
+    float dd, g0, g2, hh;
+    fus_piston_angular(vp * rad, &dd, &g0, &g2, &hh);
+    float ar = rad * inv_r;                // a / r
+    float x = 0.25f * keff * ar * rad;     // k_eff a^2 / (4 r)
+    float e = sn_t * ar * hh - x * (g0 - sn_t * sn_t * g2 - dd);
+    float xe = x * fmaf(-0.25f * ar, ar, 1.0f);
+    float sxe, cxe;
+    fus_sincos(xe, 0.0f, &sxe, &cxe);
+    float sinc = sxe / ((xe == 0.0f) ? 1.0f : xe);
+    sinc = (xe == 0.0f) ? 1.0f : sinc;
+    float br = dd * sinc * cxe;        // Re B = D Re F
+    float bi = e - dd * sinc * sxe;    // Im B = D Im F + E
+    float sn, cs;
+    fus_sincos(ph, ph_lo, &sn, &cs);
+    float amp = inv_r * fus_exp(-att);
+    // amp * B * (cs - i sn)
+    float er = amp * (br * cs + bi * sn);
+    float ei = amp * (bi * cs - br * sn);
+    fus_c32 t;
+    t.re = wr * er - wi * ei;
+    t.im = wr * ei + wi * er;
+    return t;
+}
+
+#if FUS_GPU
+
+template <bool LAYERED>
+__device__ __forceinline__ void rayleigh_far_block(
+    const float* FUS_RESTRICT src, const float* FUS_RESTRICT w, const float* FUS_RESTRICT elem,
+    const float* FUS_RESTRICT pts, float k0, float alpha0, fus_i32 n_src, fus_i32 n_pts,
+    float* FUS_RESTRICT out, float* tile) {
+    // Sources are staged through shared memory in tiles of blockDim.x (== RAYLEIGH_BLOCK);
+    // every thread of the block takes part in the loads and barriers, active or not.
+    const fus_i32 n = (fus_i32)(blockIdx.x * blockDim.x + threadIdx.x);
+    const bool active = n < n_pts;
+    float px = 0.0f, py = 0.0f, pz = 1.0f, cr = 0.0f, ca = 0.0f;
+    if (active) {
+        px = pts[5 * (long long)n];
+        py = pts[5 * (long long)n + 1];
+        pz = pts[5 * (long long)n + 2];
+        cr = pts[5 * (long long)n + 3];
+        ca = pts[5 * (long long)n + 4];
+    }
+    float acc_re = 0.0f, acc_im = 0.0f;
+    for (fus_i32 base = 0; base < n_src; base += RAYLEIGH_BLOCK) {
+        const fus_i32 m = base + (fus_i32)threadIdx.x;
+        if (m < n_src) {
+            tile[threadIdx.x] = src[m];
+            tile[RAYLEIGH_BLOCK + threadIdx.x] = src[n_src + m];
+            tile[2 * RAYLEIGH_BLOCK + threadIdx.x] = src[2 * n_src + m];
+            tile[3 * RAYLEIGH_BLOCK + threadIdx.x] = w[m];
+            tile[4 * RAYLEIGH_BLOCK + threadIdx.x] = w[n_src + m];
+            for (fus_i32 f = 0; f < 6; ++f)
+                tile[(5 + f) * RAYLEIGH_BLOCK + threadIdx.x] = elem[f * n_src + m];
+        }
+        __syncthreads();
+        const fus_i32 count = min(RAYLEIGH_BLOCK, n_src - base);
+        for (fus_i32 t = 0; t < count; ++t) {
+            fus_c32 v = rayleigh_far_term<LAYERED>(
+                px, py, pz, cr, ca, tile[t], tile[RAYLEIGH_BLOCK + t],
+                tile[2 * RAYLEIGH_BLOCK + t], tile[3 * RAYLEIGH_BLOCK + t],
+                tile[4 * RAYLEIGH_BLOCK + t], tile[5 * RAYLEIGH_BLOCK + t],
+                tile[6 * RAYLEIGH_BLOCK + t], tile[7 * RAYLEIGH_BLOCK + t],
+                tile[8 * RAYLEIGH_BLOCK + t], tile[9 * RAYLEIGH_BLOCK + t],
+                tile[10 * RAYLEIGH_BLOCK + t], k0, alpha0);
+            acc_re += v.re;
+            acc_im += v.im;
+        }
+        __syncthreads();
+    }
+    if (active) {
+        out[2 * (long long)n] = acc_re;
+        out[2 * (long long)n + 1] = acc_im;
+    }
+}
+
+// Launch: one thread per field point, blockDim.x == RAYLEIGH_BLOCK, gridDim.x = ceil(N / block).
+FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
+    rayleigh_far(const float* FUS_RESTRICT src, const float* FUS_RESTRICT w,
+                 const float* FUS_RESTRICT elem, const float* FUS_RESTRICT pts, float k0,
+                 float alpha0, fus_i32 layered, fus_i32 n_src, fus_i32 n_pts,
+                 float* FUS_RESTRICT out) {
+    __shared__ float tile[11 * RAYLEIGH_BLOCK];
+    if (layered)
+        rayleigh_far_block<true>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out, tile);
+    else
+        rayleigh_far_block<false>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out, tile);
+}
+
+#else  // CPU
+
+template <bool LAYERED>
+static void rayleigh_far_cpu(const float* FUS_RESTRICT src, const float* FUS_RESTRICT w,
+                             const float* FUS_RESTRICT elem, const float* FUS_RESTRICT pts,
+                             float k0, float alpha0, fus_i32 n_src, fus_i32 n_pts,
+                             float* FUS_RESTRICT out) {
+    const float* FUS_RESTRICT sx = src;
+    const float* FUS_RESTRICT sy = src + n_src;
+    const float* FUS_RESTRICT sz = src + 2 * (size_t)n_src;
+    const float* FUS_RESTRICT wr = w;
+    const float* FUS_RESTRICT wi = w + n_src;
+    const float* FUS_RESTRICT enx = elem;
+    const float* FUS_RESTRICT eny = elem + n_src;
+    const float* FUS_RESTRICT enz = elem + 2 * (size_t)n_src;
+    const float* FUS_RESTRICT ea = elem + 3 * (size_t)n_src;
+    const float* FUS_RESTRICT egr = elem + 4 * (size_t)n_src;
+    const float* FUS_RESTRICT ega = elem + 5 * (size_t)n_src;
+    FUS_FOR_EACH(n, n_pts) {
+        const float px = pts[5 * (size_t)n];
+        const float py = pts[5 * (size_t)n + 1];
+        const float pz = pts[5 * (size_t)n + 2];
+        const float cr = pts[5 * (size_t)n + 3];
+        const float ca = pts[5 * (size_t)n + 4];
+        float acc_re = 0.0f, acc_im = 0.0f;
+        FUS_SIMD_REDUCE2(acc_re, acc_im)
+        for (fus_i32 m = 0; m < n_src; ++m) {
+            fus_c32 v = rayleigh_far_term<LAYERED>(px, py, pz, cr, ca, sx[m], sy[m], sz[m], wr[m],
+                                                   wi[m], enx[m], eny[m], enz[m], ea[m], egr[m],
+                                                   ega[m], k0, alpha0);
+            acc_re += v.re;
+            acc_im += v.im;
+        }
+        out[2 * (size_t)n] = acc_re;
+        out[2 * (size_t)n + 1] = acc_im;
+    }
+}
+
+FUS_HOST_API void rayleigh_far(const float* src, const float* w, const float* elem,
+                               const float* pts, float k0, float alpha0, fus_i32 layered,
+                               fus_i32 n_src, fus_i32 n_pts, float* out) {
+    if (layered)
+        rayleigh_far_cpu<true>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out);
+    else
+        rayleigh_far_cpu<false>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out);
+}
+
+#endif

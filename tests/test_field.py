@@ -206,9 +206,9 @@ def test_far_field_element_matches_patches_at_switch_distance(ka, tol):
     ref = fus.asnumpy(pressure(t, [1.0], pts, LOSSLESS, far_field=False, points_per_wavelength=20))
     err = float(np.max(np.abs(fus.asnumpy(pf) - ref)) / abs(ref[0]))
     report(f"far-field vs patches, ka={ka}, r={r * 1e3:.1f} mm, max err / |p_axis|", err, tol)
-    # the float64 form of the model agrees with the float32 array code
+    # the float64 form of the model agrees with the float32 rayleigh_far kernel
     model = 1j * f * LOSSLESS.density * math.pi * a * a * np.exp(-1j * k * r) / r * piston_far_field(a, k, r, np.sin(th))
-    # float32: phase k r carries ~1e-7 k r rad, the angular tables ~1e-5
+    # float32: phase k r carries ~1e-7 k r rad, the angular series ~1e-6
     report("far-field float32 vs float64 model, max err / |p_axis|", float(np.max(np.abs(fus.asnumpy(pf) - model)) / abs(model[0])), 5e-5 + 3e-7 * k * r)
 
 

@@ -358,3 +358,237 @@ def test_layered_gpu_matches_cpu(cuda_backend, rng, atten):
     p[17, 2] = src[0, 2] - 0.001
     out = fus.asnumpy(rayleigh_layered(src, w, p, g, c[:300]))
     assert np.isnan(out[17].real) and np.all(np.isfinite(np.delete(out, 17)))
+
+
+# ------------------------------------------------------------------ rayleigh_far
+from fus.kernels import piston_angular_functions, rayleigh_far  # noqa: E402
+from fus.physics.field_array import piston_far_field  # noqa: E402
+
+A_EL = 3.3e-3  # element radius [m] (cap256)
+
+
+def far_case(rng, m, n, *, layered=False, atten=True, radius=(2e-3, 5e-3)):
+    """Disc elements on a cap of radius 0.14 m around the origin (normals towards it, tilted by up
+    to ~0.2 rad), points in a box around the origin, random complex weights; layered: a second
+    medium beyond Z1 with a different wavenumber per point (as for a point in one of several
+    layers)."""
+    theta = rng.uniform(0.0, 0.45, m)
+    phi = rng.uniform(0.0, 2 * np.pi, m)
+    dirs = np.column_stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
+    src = -0.14 * dirs
+    nrm = dirs + rng.normal(scale=0.1, size=(m, 3))
+    nrm /= np.linalg.norm(nrm, axis=1)[:, None]
+    rad = rng.uniform(*radius, m)
+    pts = rng.uniform(-0.02, 0.02, (n, 3))
+    w = rng.normal(size=m) + 1j * rng.normal(size=m)
+    kappa0 = K - (1j * 2.0 if atten else 0)
+    if not layered:
+        return src, w, nrm, rad, pts, kappa0, None, None
+    g = kappa0 * (Z1 - src[:, 2])
+    k1 = K * rng.uniform(0.9, 1.3, n) - (1j * rng.uniform(0.0, 40.0, n) if atten else 0)
+    c = k1 * (pts[:, 2] - Z1)
+    return src, w, nrm, rad, pts, kappa0, g, c
+
+
+def rayleigh_far_ref(sources, weights, normals, radii, points, kappa0, g=None, c=None, on_axis=False):
+    """float64 evaluation of the far-field element model (the formula of rayleigh_far) on the
+    float32 / complex64-rounded inputs (``on_axis``: with the directivity bracket of sin t = 0)."""
+    s = np.asarray(sources, dtype=np.float32).astype(np.float64)
+    nr = np.asarray(normals, dtype=np.float32).astype(np.float64)
+    a = np.asarray(radii, dtype=np.float32).astype(np.float64)[None, :]
+    p = np.asarray(points, dtype=np.float32).astype(np.float64).reshape(-1, 3)
+    w = np.asarray(weights, dtype=np.complex64).astype(np.complex128)
+    k0 = float(np.float32(complex(kappa0).real))
+    kap = complex(np.complex64(kappa0))
+    d = p[:, None, :] - s[None, :, :]
+    r = np.linalg.norm(d, axis=-1)
+    dz = d[..., 2]
+    cos_t = (d * nr[None]).sum(-1) / r
+    if g is None:
+        phase = kap * r
+        keff = np.full_like(r, k0)
+        vp2 = keff**2 * (1 - cos_t**2)
+    else:
+        gg = np.asarray(g, dtype=np.complex64).astype(np.complex128)
+        cc = np.asarray(c, dtype=np.complex64).astype(np.complex128).reshape(-1)
+        phase = r / dz * (gg[None, :] + cc[:, None])
+        keff = phase.real / r
+        beta = (keff - k0) * r / dz
+        nz = nr[None, :, 2]
+        vp2 = keff**2 * (1 - cos_t**2) - 2 * keff * beta * (dz / r - cos_t * nz) + beta**2 * (1 - nz**2)
+    z = a * np.sqrt(np.maximum(vp2, 0.0)) * (0.0 if on_axis else 1.0)
+    sin_t = z / (keff * a)
+    dd, g0, g2, h = piston_angular_functions(z)
+    x = keff * a * a / (4 * r)
+    xe = x * (1 - (a / r) ** 2 / 4)
+    bracket = dd * np.exp(-1j * xe) * np.sin(xe) / xe + 1j * ((a / r) * sin_t * h - x * (g0 - sin_t**2 * g2 - dd))
+    return (w[None, :] * np.exp(-1j * phase) / r * bracket).sum(axis=1)
+
+
+@pytest.mark.parametrize("m,n", [(1, 70), (17, 1), (64, 64), (255, 1001), (257, 333)])
+@pytest.mark.parametrize("layered", [False, True], ids=["homogeneous", "layered"])
+@pytest.mark.parametrize("atten", [False, True], ids=["lossless", "attenuating"])
+def test_far_matches_float64(cpu_backend, rng, m, n, layered, atten):
+    src, w, nrm, rad, pts, kappa0, g, c = far_case(rng, m, n, layered=layered, atten=atten)
+    got = fus.asnumpy(rayleigh_far(src, w, nrm, rad, pts, kappa0, g, c))
+    assert got.shape == (n,) and got.dtype == np.complex64
+    err = rel_l2(got, rayleigh_far_ref(src, w, nrm, rad, pts, kappa0, g, c))
+    assert err <= TOL, f"M={m} N={n}: relative L2 {err:.2e} > {TOL}"
+
+
+def test_far_homogeneous_matches_piston_far_field(cpu_backend, rng):
+    """Homogeneous kernel against the independent float64 bracket of field_array.piston_far_field."""
+    src, w, nrm, rad, pts, kappa0, _, _ = far_case(rng, 40, 300)
+    rad = np.full(40, A_EL)
+    got = fus.asnumpy(rayleigh_far(src, w, nrm, rad, pts, kappa0))
+    d = pts[:, None, :] - src[None]
+    r = np.linalg.norm(d, axis=-1)
+    sin_t = np.sqrt(np.clip(1 - ((d * nrm[None]).sum(-1) / r) ** 2, 0, None))
+    ref = (w[None] * np.exp(-1j * kappa0 * r) / r * piston_far_field(A_EL, K, r, sin_t)).sum(axis=1)
+    assert rel_l2(got, ref) <= TOL
+
+
+def test_far_directivity_over_wide_angles(cpu_backend, rng):
+    """One large element, points at every angle: the angular functions for z = k a sin t from 0
+    to ~60 (both branches of the kernel's approximation), each point to 2e-5 of the on-axis
+    amplitude."""
+    a = 12e-3  # k a ~ 60
+    th = np.linspace(0.0, 1.5, 400)
+    ph = rng.uniform(0, 2 * np.pi, 400)
+    r = rng.uniform(0.3, 0.5, 400)
+    pts = r[:, None] * np.column_stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)])
+    for layered in (False, True):
+        g = c = None
+        src = np.zeros((1, 3))
+        if layered:
+            pts_l = pts + [0.0, 0.0, 0.05]
+            g = np.array([K * 0.01])
+            c = (K * 1.1 - 3j) * (pts_l[:, 2] - 0.01)
+        else:
+            pts_l = pts
+        got = fus.asnumpy(rayleigh_far(src, [1.0], [[0, 0, 1.0]], [a], pts_l, K, g, c))
+        ref = rayleigh_far_ref(src, [1.0], [[0, 0, 1.0]], [a], pts_l, K, g, c)
+        # One source: |P| = |B| exp(-Im Phi) / r does not see the float32 error of the large phase
+        # Re Phi (~1e-7 Re Phi, checked separately), so |P| tests the angular functions alone.
+        onaxis = np.abs(rayleigh_far_ref(src, [1.0], [[0, 0, 1.0]], [a], pts_l, K, g, c, on_axis=True))
+        err = np.max(np.abs(np.abs(got) - np.abs(ref)) / onaxis)
+        assert err < 3e-6, f"layered={layered}: |P| error {err:.2e} of the on-axis amplitude"
+        assert np.max(np.abs(got - ref) / onaxis) < 1e-4
+
+
+def test_piston_angular_functions_reference():
+    """The float64 reference: series at small z, D(0) = 1, G0(0) = 1, G2(0) = 0.5, H(0) = 0."""
+    d, g0, g2, h = piston_angular_functions(np.array([0.0, 5e-4, 2e-3, 3.8317059702]))
+    np.testing.assert_allclose([d[0], g0[0], g2[0], h[0]], [1.0, 1.0, 0.5, 0.0], atol=1e-12)
+    assert abs(d[3]) < 1e-9  # first zero of J1
+    np.testing.assert_allclose(d[1], 1 - 5e-4**2 / 8, rtol=1e-12)
+
+
+def test_far_leading_point_dimensions_and_empty(cpu_backend, rng):
+    src, w, nrm, rad, pts, kappa0, _, _ = far_case(rng, 5, 12)
+    flat = fus.asnumpy(rayleigh_far(src, w, nrm, rad, pts, kappa0))
+    shaped = fus.asnumpy(rayleigh_far(src, w, nrm, rad, pts.reshape(3, 4, 3), kappa0))
+    assert shaped.shape == (3, 4)
+    np.testing.assert_array_equal(shaped.reshape(-1), flat)
+    assert fus.asnumpy(rayleigh_far(src, w, nrm, rad, np.zeros((0, 3)), kappa0)).shape == (0,)
+
+
+@pytest.mark.parametrize("layered", [False, True], ids=["homogeneous", "layered"])
+def test_far_nan_propagates(cpu_backend, rng, layered):
+    src, w, nrm, rad, pts, kappa0, g, c = far_case(rng, 9, 20, layered=layered)
+
+    def run(**kw):
+        args = dict(sources=src, weights=w, normals=nrm, radii=rad, points=pts, wavenumber=kappa0, g=g, c=c)
+        args.update(kw)
+        return fus.asnumpy(rayleigh_far(**args))
+
+    p = pts.copy()
+    p[5, 0] = np.nan
+    got = run(points=p)
+    assert np.isnan(got[5].real) and np.isnan(got[5].imag)
+    assert np.all(np.isfinite(np.delete(got, 5)))
+    s = src.copy()
+    s[3, 1] = np.nan
+    assert np.all(np.isnan(run(sources=s).real))
+    nn = nrm.copy()
+    nn[2] = np.nan
+    assert np.all(np.isnan(run(normals=nn).real))
+    ww = w.copy()
+    ww[0] = complex(np.nan, 0)
+    assert np.all(np.isnan(run(weights=ww).real))
+    if layered:
+        gg = g.copy()
+        gg[1] = np.nan
+        assert np.all(np.isnan(run(g=gg).real))
+        cc = c.copy()
+        cc[7] = np.nan
+        got = run(c=cc)
+        assert np.isnan(got[7].real) and np.all(np.isfinite(np.delete(got, 7)))
+
+
+@pytest.mark.parametrize("layered", [False, True], ids=["homogeneous", "layered"])
+def test_far_outside_model_gives_nan(cpu_backend, rng, layered):
+    """r == 0 (and, layered, dz <= 0) is outside the model: NaN, never inf, in that point only."""
+    src, w, nrm, rad, pts, kappa0, g, c = far_case(rng, 9, 6, layered=layered)
+    pts[2] = src[4]
+    if layered:
+        pts[4] = src[1] + [0.003, 0.0, -0.001]
+    got = fus.asnumpy(rayleigh_far(src, w, nrm, rad, pts, kappa0, g, c))
+    bad = [2, 4] if layered else [2]
+    assert np.all(np.isnan(got[bad].real)) and np.all(np.isnan(got[bad].imag))
+    assert np.all(np.isfinite(np.delete(got, bad)))
+
+
+FAR_BAD = [
+    ("sources", dict(sources=np.zeros((4, 2))), "last axis"),
+    ("sources", dict(sources=np.zeros((0, 3)), weights=np.zeros(0), normals=np.zeros((0, 3)), radii=np.zeros(0)), "at least 1"),
+    ("sources", dict(sources=np.zeros((4, 3), dtype=complex)), "real numeric"),
+    ("points", dict(points=np.zeros((5, 4))), "last axis"),
+    ("weights", dict(weights=np.ones(5)), "one entry per source"),
+    ("normals", dict(normals=np.ones((4, 3))), "unit"),
+    ("normals", dict(normals=np.ones((3, 3)) / np.sqrt(3)), "one entry per source"),
+    ("normals", dict(normals=np.ones((4, 2))), "last axis"),
+    ("radii", dict(radii=np.zeros(4)), "> 0"),
+    ("radii", dict(radii=np.full(4, np.inf)), "finite"),
+    ("radii", dict(radii=np.full(4, np.nan)), "finite"),
+    ("radii", dict(radii=np.ones(3)), "one entry per source"),
+    ("wavenumber", dict(wavenumber=0.0), "k0 must be > 0"),
+    ("wavenumber", dict(wavenumber=K + 1j), "<= 0"),
+    ("wavenumber", dict(wavenumber=np.nan), "finite"),
+    ("g", dict(c=np.ones(5)), "together"),
+    ("c", dict(g=np.ones(4)), "together"),
+    ("g", dict(g=np.ones(5), c=np.ones(5)), "shape (4,)"),
+    ("g", dict(g=np.full(4, 1 + 1j), c=np.ones(5)), "<= 0"),
+    ("c", dict(g=np.ones(4), c=np.ones(4)), "shape (5,)"),
+    ("c", dict(g=np.ones(4), c=np.full(5, complex(1, -np.inf))), "inf"),
+]
+
+
+@pytest.mark.parametrize("name,override,needle", FAR_BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(FAR_BAD)])
+def test_far_bad_input_names_parameter(cpu_backend, name, override, needle):
+    args = dict(
+        sources=np.full((4, 3), -0.1), weights=np.ones(4), normals=np.tile([0.0, 0.0, 1.0], (4, 1)),
+        radii=np.full(4, A_EL), points=np.ones((5, 3)), wavenumber=K,
+    )
+    args.update(override)
+    with pytest.raises(InvalidParameterError) as info:
+        rayleigh_far(**args)
+    assert info.value.name == name
+    assert needle in str(info.value), str(info.value)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("layered", [False, True], ids=["homogeneous", "layered"])
+def test_far_gpu_matches_cpu(cuda_backend, rng, layered):
+    """The GPU build of rayleigh_far against the CPU build on the same inputs, and float64."""
+    src, w, nrm, rad, pts, kappa0, g, c = far_case(rng, 300, 5003, layered=layered)
+    gpu = fus.asnumpy(rayleigh_far(src, w, nrm, rad, pts, kappa0, g, c))
+    with fus.use("cpu"):
+        cpu = fus.asnumpy(rayleigh_far(src, w, nrm, rad, pts, kappa0, g, c))
+    ref = rayleigh_far_ref(src, w, nrm, rad, pts, kappa0, g, c)
+    assert rel_l2(gpu, ref) <= TOL
+    assert rel_l2(gpu, cpu) <= TOL
+    p = pts[:300].copy()
+    p[17] = src[0]
+    out = fus.asnumpy(rayleigh_far(src, w, nrm, rad, p, kappa0, g, None if c is None else c[:300]))
+    assert np.isnan(out[17].real) and np.all(np.isfinite(np.delete(out, 17)))

@@ -35,12 +35,12 @@ def test_scale_and_b0_independent_arithmetic():
 
 def test_noise_estimates(rng):
     sigma = 3.0
-    obj = rng.uniform(100, 200, (40, 40))
-    obj[:, :8] = 0  # background columns
+    obj = rng.uniform(100, 200, (200, 200))  # ~20 000 voxels above the median: MAD error ~1 %
+    obj[:, :40] = 0  # background columns
     def mag():
         return np.abs(obj + rng.normal(0, sigma, obj.shape) + 1j * rng.normal(0, sigma, obj.shape))
     s2, _ = estimate_noise([mag(), mag()])
-    assert abs(s2 - sigma) < 0.08 * sigma, s2
+    assert abs(s2 - sigma) < 0.05 * sigma, s2
     with pytest.raises(InvalidParameterError, match="two images"):
         estimate_noise([mag()])
 

@@ -122,6 +122,24 @@ KERNELS: dict[str, KernelSignature] = {
             elements="n_pts",
             block=256,  # RAYLEIGH_BLOCK: the shared-memory source tile
         ),
+        KernelSignature(
+            name="rayleigh_far",
+            source="rayleigh.cu",
+            args=(
+                Arg("src", "float32", _n("n_src", 3)),
+                Arg("w", "float32", _n("n_src", 2)),
+                Arg("elem", "float32", _n("n_src", 6)),
+                Arg("pts", "float32", _n("n_pts", 5)),
+                Arg("k0", "float32"),
+                Arg("alpha0", "float32"),
+                Arg("layered", "int32"),
+                Arg("n_src", "int32"),
+                Arg("n_pts", "int32"),
+                Arg("out", "complex64", _n("n_pts"), output=True),
+            ),
+            elements="n_pts",
+            block=256,  # RAYLEIGH_BLOCK: the shared-memory source tile
+        ),
         # -- thermometry entries (prf.cu, dose.cu) --
         KernelSignature(
             name="prf_phase",

@@ -7,7 +7,7 @@ the active backend (see :mod:`fus.backend`).
 
 from fus.kernels.bioheat import BioheatCoefficients, bioheat_coefficients, bioheat_step, stable_time_step
 from fus.kernels.dose import cem43
-from fus.kernels.rayleigh import rayleigh, rayleigh_layered
+from fus.kernels.rayleigh import piston_angular_functions, rayleigh, rayleigh_far, rayleigh_layered
 from fus.kernels.thermometry import prf_phase, prf_temperature, prf_temperature_dose
 
 __all__ = [
@@ -18,7 +18,9 @@ __all__ = [
     "prf_phase",
     "prf_temperature",
     "prf_temperature_dose",
+    "piston_angular_functions",
     "rayleigh",
+    "rayleigh_far",
     "rayleigh_layered",
     "stable_time_step",
 ]

@@ -47,13 +47,13 @@ by ~``x``: 10 % for ``cap256`` at its focus); the switch distance of an element 
 1.2 MHz, water): 110 mm, so its focal region at 140 mm uses one source per element instead of
 ~230 patches. Bowl elements always use patches. In a layered medium the directivity argument is
 taken from the gradient of the layered phase over the element (see
-:func:`fus.physics.field_array._array_sum`).
+:mod:`fus.physics.field_array`).
 
 The layered patch sum runs in the kernel's layered variant (:func:`fus.kernels.rayleigh_layered`,
-per-source and per-point complex phases). The far-field sums (homogeneous and layered) run as
-float32 array code (numpy or cupy): plain monopoles do not fit them. On the CPU that code does ~3e7 element-point pairs/s,
-so a far-field element costs ~1/6 of its ~230 patches in the kernel (not 1/230); a kernel with a
-per-source directivity would recover the rest.
+per-source and per-point complex phases). The far-field sums (homogeneous and layered) run in
+their own kernel, :func:`fus.kernels.rayleigh_far` (per-source normal and radius, the angular
+functions by straight-line approximations): ~2e8 element-point pairs/s on 2 CPU cores, about a
+third of the patch kernel's rate, so a far-field element costs ~1/80 of its ~230 patches.
 
 Layered media
 -------------
@@ -89,10 +89,8 @@ from fus.physics.drive import _drive, focus_phases
 from fus.physics.field_array import (
     DEFAULT_FAR_FIELD_TOLERANCE,
     FAR_FIELD_ERROR_COEFFICIENTS,
-    _array_sum,
-    _far_tables,
+    _far_field_sum,
     _layered_patch_sum,
-    _FarTables,
     _Layers,
     far_field_distance,
     piston_far_field,
@@ -120,8 +118,6 @@ logger = logging.getLogger("fus.physics.field")
 
 # Kernel-path chunk: about this many source-point pairs per launch (progress granularity).
 _PAIRS_PER_CHUNK = {"cpu": 1.5e9, "cuda": 4e10}
-# Working memory of one array-code block (far-field and layered sums) [bytes].
-_BLOCK_BYTES = {"cpu": 2 << 20, "cuda": 1 << 30}
 # Smallest chunk that is halved to separate far-field from near-field points.
 _MIN_SPLIT = 256
 # Fraction of the available memory the output may take.
@@ -171,17 +167,11 @@ class _Evaluator:
             self.r_switch = np.full(transducer.n_elements, np.inf)
         self.active = u != 0
         self._mask_cache: tuple[bytes, Any, Any] | None = None
-        self.tables: _FarTables | None = None
         self.dev: dict[str, Any] = {}
         if np.isfinite(self.r_switch).any():
-            k_max = self.k0
-            if isinstance(medium, LayeredMedium):
-                k_max = max(m.wavenumber(f) for m in medium.layers)
-            self.tables = _far_tables(xp, self.k0 * radius, 2.0 * k_max * float(radius.max()) + 2.0)
             self.dev = {
                 "normals": xp.asarray(transducer.normals, dtype=xp.float32),
                 "centres": xp.asarray(transducer.centres, dtype=xp.float32),
-                "ka": xp.asarray(self.k0 * radius, dtype=xp.float32),
                 "radius": xp.asarray(radius, dtype=xp.float32),
                 "weight": xp.asarray(pref * u * transducer.element_areas, dtype=xp.complex64),
             }
@@ -196,7 +186,6 @@ class _Evaluator:
                     f"(z = {self.layers.z_interfaces[0] * 1e3:.4g} mm): it must radiate from inside layer 0 "
                     f"({medium.source_medium.name}); move first_interface_mm further along +z",
                 )
-        self.block_bytes = _BLOCK_BYTES.get(backend.name, 48 << 20)
         self.pairs_patch = 0.0
         self.pairs_far = 0.0
 
@@ -220,12 +209,10 @@ class _Evaluator:
     def _chunk(self, pts: Any, out: Any, lo: np.ndarray, hi: np.ndarray, far: np.ndarray, near: np.ndarray) -> None:
         """Write the pressure at the float32 points ``pts`` (n, 3) into ``out`` (n,)."""
         xp = self.xp
-        shift = 0.5 * (lo + hi)
         piston = None
         if far.any():
             idx = xp.asarray(np.flatnonzero(far))
-            piston = {k: self.dev[k][idx] for k in ("normals", "ka", "radius")}
-            piston["offset"] = xp.asarray(self.tables.offset[far].astype(np.int32))
+            piston = {k: self.dev[k][idx] for k in ("normals", "radius")}
             far_src, far_w = self.dev["centres"][idx], self.dev["weight"][idx]
         near_pos, near_w = self._near_patches(near) if near.any() else (None, None)
         if self.layers is None:
@@ -247,10 +234,9 @@ class _Evaluator:
                     acc += _layered_patch_sum(xp, p, near_pos, near_w, self.kappa0, self.layers, lay_sel)
                 self.pairs_patch += float(n) * float(near_pos.shape[0])
             if piston is not None:
-                acc += _array_sum(
-                    xp, p, far_src, far_w, self.kappa0, shift=shift,
+                acc += _far_field_sum(
+                    xp, p, far_src, far_w, piston["normals"], piston["radius"], self.kappa0,
                     layers=self.layers if lay_sel is not None else None, layer_of_pts=lay_sel,
-                    piston=piston, tables=self.tables, block_bytes=self.block_bytes,
                 )
                 self.pairs_far += float(n) * float(far_src.shape[0])
             if sel is None:
