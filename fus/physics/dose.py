@@ -76,24 +76,14 @@ class DoseAccumulator:
             raise InvalidParameterError(
                 "temperature", f"array of shape {tuple(temp.shape)}", f"must have shape {tuple(self.dose.shape)}"
             )
-        t = float(time)
-        if not math.isfinite(t):
-            raise InvalidParameterError("time", time, "must be finite [s]")
-        if self._prev is None:
-            if t < self._time:
-                raise InvalidParameterError("time", time, f"is before the start time {self._time} s")
+        dt, first = self.begin(time)
+        if first:
             self.dose[xp.isnan(temp)] = np.nan  # never measured: the dose is unknown, not 0
         else:
-            if t <= self._time:
-                raise InvalidParameterError("time", time, f"must be after the previous map's time {self._time} s")
-            cem43(self.dose, self._prev, temp, t - self._time)
-        if self._prev is None:
-            self._prev = temp.copy()
-        else:
-            self._prev[...] = temp
-        self._time = t
+            cem43(self.dose, self._prev, temp, dt)
+        self._prev[...] = temp
         xp.fmax(self.tmax, temp, out=self.tmax)
-        self.n_updates += 1
+        self.end(time)
         return self.dose
 
     def begin(self, time: float) -> tuple[float, bool]:

@@ -138,6 +138,23 @@ class _Layers:
         )
 
 
+def _ray_terms(xp: Any, pts: Any, src: Any, kappa0: complex, layers: "_Layers", layer_of_pts: Any) -> tuple[Any, Any, Any]:
+    """Straight-ray terms of the layered kernels, in float64: per source ``g_m = kappa0 (z_1 -
+    z_m)``, per point ``C_n = C_j + kappa_j (z_n - z_start_j)`` and transmission ``T_n = T_j``
+    (``j`` the point's layer)."""
+    f64 = xp.float64
+    z1 = float(layers.z_interfaces[0])
+    g = complex(kappa0) * (z1 - src[:, 2].astype(f64))
+    j = layer_of_pts
+    zp = pts[:, 2].astype(f64)
+    kap = xp.asarray(layers.kappa, dtype=xp.complex128)
+    cross = xp.asarray(layers.crossing, dtype=xp.complex128)
+    z_start = xp.asarray(layers.z_start, dtype=f64)
+    c = cross[j] + kap[j] * (zp - z_start[j])
+    t = xp.asarray(layers.transmission, dtype=xp.float32)[j]
+    return g, c, t
+
+
 def _layered_patch_sum(
     xp: Any, pts: Any, src: Any, weights: Any, kappa0: complex, layers: _Layers, layer_of_pts: Any
 ) -> Any:
@@ -173,16 +190,7 @@ def _layered_patch_sum(
     n = int(pts.shape[0])
     if n == 0 or int(src.shape[0]) == 0:
         return xp.zeros(n, dtype=xp.complex64)
-    f64 = xp.float64
-    z1 = float(layers.z_interfaces[0])
-    g = complex(kappa0) * (z1 - src[:, 2].astype(f64))
-    j = layer_of_pts
-    zp = pts[:, 2].astype(f64)
-    kap = xp.asarray(layers.kappa, dtype=xp.complex128)
-    cross = xp.asarray(layers.crossing, dtype=xp.complex128)
-    z_start = xp.asarray(layers.z_start, dtype=f64)
-    c = cross[j] + kap[j] * (zp - z_start[j])
-    t = xp.asarray(layers.transmission, dtype=xp.float32)[j]
+    g, c, t = _ray_terms(xp, pts, src, kappa0, layers, layer_of_pts)
     out = rayleigh_layered(src, weights, pts, g, c)
     out *= t
     return out
@@ -237,16 +245,7 @@ def _far_field_sum(
         return xp.zeros(n, dtype=xp.complex64)
     if layers is None:
         return rayleigh_far(src, weights, normals, radii, pts, kappa0)
-    f64 = xp.float64
-    z1 = float(layers.z_interfaces[0])
-    g = complex(kappa0) * (z1 - src[:, 2].astype(f64))
-    j = layer_of_pts
-    zp = pts[:, 2].astype(f64)
-    kap = xp.asarray(layers.kappa, dtype=xp.complex128)
-    cross = xp.asarray(layers.crossing, dtype=xp.complex128)
-    z_start = xp.asarray(layers.z_start, dtype=f64)
-    c = cross[j] + kap[j] * (zp - z_start[j])
-    t = xp.asarray(layers.transmission, dtype=xp.float32)[j]
+    g, c, t = _ray_terms(xp, pts, src, kappa0, layers, layer_of_pts)
     out = rayleigh_far(src, weights, normals, radii, pts, kappa0, g, c)
     out *= t
     return out
