@@ -382,11 +382,16 @@ def far_case(rng, m, n, *, layered=False, atten=True, radius=(2e-3, 5e-3)):
     pts = rng.uniform(-0.02, 0.02, (n, 3))
     w = rng.normal(size=m) + 1j * rng.normal(size=m)
     kappa0 = K - (1j * 2.0 if atten else 0)
+    r0 = np.linalg.norm(pts[0] - src, axis=1)
     if not layered:
+        if n < 64:  # focused on the first point: see random_case (a cancelling sum tests nothing)
+            w = rng.uniform(0.2, 1.0, m) * np.exp(1j * K * r0)
         return src, w, nrm, rad, pts, kappa0, None, None
     g = kappa0 * (Z1 - src[:, 2])
     k1 = K * rng.uniform(0.9, 1.3, n) - (1j * rng.uniform(0.0, 40.0, n) if atten else 0)
     c = k1 * (pts[:, 2] - Z1)
+    if n < 64:
+        w = rng.uniform(0.2, 1.0, m) * np.exp(1j * np.real(r0 / (pts[0, 2] - src[:, 2]) * (g + c[0])))
     return src, w, nrm, rad, pts, kappa0, g, c
 
 
@@ -473,7 +478,9 @@ def test_far_directivity_over_wide_angles(cpu_backend, rng):
         onaxis = np.abs(rayleigh_far_ref(src, [1.0], [[0, 0, 1.0]], [a], pts_l, K, g, c, on_axis=True))
         err = np.max(np.abs(np.abs(got) - np.abs(ref)) / onaxis)
         assert err < 3e-6, f"layered={layered}: |P| error {err:.2e} of the on-axis amplitude"
-        assert np.max(np.abs(got - ref) / onaxis) < 1e-4
+        # the complex value also carries the float32 rounding of r in the phase: ~1 ulp of Re Phi
+        phi_max = 1.1 * K * np.linalg.norm(pts_l, axis=1).max()
+        assert np.max(np.abs(got - ref) / onaxis) < 1.5e-7 * phi_max
 
 
 def test_piston_angular_functions_reference():
