@@ -42,16 +42,8 @@ DEFAULT_FREQUENCY_MHZ = 1.2
 DEFAULT_POWER_W = 1.0
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "field",
-        help="pressure field of a transducer on a grid -> NIfTI (|p|, phase, Q) + JSON sidecar",
-        description=(
-            "Compute the Rayleigh-Sommerfeld pressure field of a transducer on a regular grid "
-            "(coordinates in mm, transducer frame: origin at the geometric focus, +z along the beam) "
-            "and write |p| [Pa] as NIfTI with a JSON sidecar."
-        ),
-    )
+def add_transducer_arguments(p: argparse.ArgumentParser) -> None:
+    """``--transducer --roc --aperture --frequency``, read back by :func:`build_transducer`."""
     p.add_argument(
         "--transducer", required=True, metavar="{cap256,bowl,piston}|FILE",
         help="preset name or an element table (.csv / .json)",
@@ -68,6 +60,19 @@ def add_parser(sub: Any) -> None:
         "--frequency", type=float, metavar="MHZ",
         help=f"drive frequency [MHz] (default: the file's, or {DEFAULT_FREQUENCY_MHZ:g} for presets)",
     )
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "field",
+        help="pressure field of a transducer on a grid -> NIfTI (|p|, phase, Q) + JSON sidecar",
+        description=(
+            "Compute the Rayleigh-Sommerfeld pressure field of a transducer on a regular grid "
+            "(coordinates in mm, transducer frame: origin at the geometric focus, +z along the beam) "
+            "and write |p| [Pa] as NIfTI with a JSON sidecar."
+        ),
+    )
+    add_transducer_arguments(p)
     p.add_argument("--focus", metavar="X,Y,Z", help="focus target [mm] (default: the geometric focus, if any)")
     drive = p.add_mutually_exclusive_group()
     drive.add_argument(

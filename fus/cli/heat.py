@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 import fus
+from fus.cli.field import add_transducer_arguments, build_transducer
 from fus.errors import DataError, FusError, InvalidParameterError
 
 logger = logging.getLogger("fus.cli.heat")
@@ -56,13 +57,7 @@ def add_parser(sub: Any) -> None:
         ),
     )
     p.add_argument("--phantom", required=True, metavar="FILE.toml", help="phantom file (e.g. sample_data/phantom_bone.toml)")
-    p.add_argument(
-        "--transducer", required=True, metavar="{cap256,bowl,piston}|FILE",
-        help="preset name or an element table (.csv / .json), as for `fus field`",
-    )
-    p.add_argument("--roc", type=float, metavar="MM", help="bowl radius of curvature [mm]")
-    p.add_argument("--aperture", type=float, metavar="MM", help="bowl aperture / piston diameter [mm]")
-    p.add_argument("--frequency", type=float, metavar="MHZ", help="drive frequency [MHz]")
+    add_transducer_arguments(p)
     p.add_argument("--focus", metavar="X,Y,Z", help="focus [mm], transducer frame (default: the phantom's target)")
     p.add_argument("--power", type=float, required=True, metavar="W", help="acoustic power during sonication [W]")
     p.add_argument("--duration", type=float, required=True, metavar="S", help="sonication time [s]")
@@ -197,7 +192,6 @@ def _json_default(o: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fus.cli.field import build_transducer
     from fus.physics.bioheat import Schedule, simulate_phantom
     from fus.physics.phantom import load_phantom
 
