@@ -1,6 +1,6 @@
 """Thermometry benchmark: one 8 x 256 x 256 dynamic, complex difference + polynomial drift + mask +
-sigma_T + CEM43 dose, fus (PRF and dose kernels + array linear algebra) vs the same algorithm in
-plain vectorised numpy (sharing the numpy drift fit), same run.
+sigma_T + CEM43 dose, fus (PRF kernels: phase, fit sums, fused temperature + drift + dose; numpy
+solve) vs the same algorithm in plain vectorised numpy, same run.
 
 Run: ``pytest benchmarks/bench_thermometry.py`` (rates and the ratio are printed at the end).
 """
@@ -12,7 +12,7 @@ import pytest
 
 import fus
 from fus.mr.baseline import Baseline
-from fus.mr.drift import drift_poly, poly_basis
+from fus.mr.drift import poly_basis
 from fus.mr.prf import prf_scale
 from fus.mr.thermometry import Thermometry, ThermometrySettings
 
@@ -37,10 +37,25 @@ def data():
     return zb, z, exclude
 
 
+def numpy_drift(dphi, weight, exclude, basis, stride=2):
+    """The polynomial drift fit in plain numpy: every ``stride``-th row outside ``exclude``, slice
+    constant as a weighted complex mean, weighted least squares on the wrapped residual."""
+    ns = dphi.shape[0]
+    w = np.where(exclude, np.float32(0), weight)[:, ::stride].reshape(ns, -1)
+    d = dphi[:, ::stride].reshape(ns, -1)
+    c0 = np.arctan2((w * np.sin(d)).sum(1), (w * np.cos(d)).sum(1)).astype(np.float32)
+    resid = d - c0[:, None]
+    resid -= np.float32(2 * np.pi) * np.rint(resid / np.float32(2 * np.pi))
+    bs = basis[:, ::stride].reshape(basis.shape[0], -1)
+    bw = w[:, None, :] * bs[None]
+    coef = np.linalg.solve((bw @ bs.T).astype(np.float64), (bw @ resid[:, :, None]).astype(np.float64))[..., 0]
+    return (coef.astype(np.float32) @ basis.reshape(basis.shape[0], -1)).reshape(dphi.shape) + c0[:, None, None]
+
+
 def numpy_dynamic(zb, z, exclude, state):
     """The same algorithm in plain numpy: complex difference, mask, inverse-variance weights, the
-    same polynomial drift fit (fus.mr.drift, numpy linear algebra), wrap and scale, CEM43 by the
-    closed form for a linear temperature (vectorised numpy, float64)."""
+    same polynomial drift fit (numpy linear algebra), wrap and scale, CEM43 by the closed form for
+    a linear temperature (vectorised numpy, float64)."""
     scale = prf_scale(B0, TE)
     prod = z * np.conj(zb)
     dphi = np.angle(prod).astype(np.float32)
@@ -48,7 +63,7 @@ def numpy_dynamic(zb, z, exclude, state):
     mask = (m2 >= (5 * NOISE) ** 2) & (r2 >= (5 * NOISE) ** 2)
     weight = np.where(mask, 1.0 / (NOISE**2 / m2 + NOISE**2 / r2), 0).astype(np.float32)
     dphi = np.where(mask, dphi, np.float32(0))
-    drift, _ = drift_poly(dphi, weight, order=1, exclude=exclude, basis=state["basis"])
+    drift = numpy_drift(dphi, weight, exclude, state["basis"])
     d = dphi - drift
     d -= np.float32(2 * np.pi) * np.rint(d / np.float32(2 * np.pi))
     dT = np.where(mask, scale * d, np.nan).astype(np.float32)
@@ -86,3 +101,30 @@ def test_thermometry_numpy(rate, data):
     state = {"dose": np.zeros(SHAPE), "prev": np.full(SHAPE, 37.0), "tmax": np.full(SHAPE, -np.inf), "basis": poly_basis(256, 256, 1)}
     dT, _ = rate("thermometry 8x256x256", "numpy", 1, "dynamics", numpy_dynamic, zb, z, exclude, state, rounds=5)
     assert abs(np.nanmedian(dT[:, 110:146, 110:146]) - 15.0) < 0.5
+
+
+def _phase(zb, z):
+    from fus.kernels import prf_phase
+
+    with fus.use("cpu"):
+        dphi, weight, _ = prf_phase(z, zb, noise=NOISE, mag_min=5 * NOISE)
+    return dphi, weight
+
+
+def test_drift_fit_fus_cpu(rate, data):
+    """The drift fit alone: fit sums in the kernel + numpy solve."""
+    from fus.mr.drift import drift_poly_fit
+
+    zb, z, exclude = data
+    dphi, weight = _phase(zb, z)
+    with fus.use("cpu"):
+        coef = rate("drift fit order 1", "fus-cpu", 1, "dynamics", drift_poly_fit, dphi, weight, order=1, exclude=exclude, rounds=20)
+    # the drift put in: 0.4 + 0.2 u - 0.1 v (u along columns); the heated square is excluded
+    np.testing.assert_allclose(coef[:, 1:], np.broadcast_to([0.2, -0.1], (8, 2)), atol=5e-3)
+
+
+def test_drift_fit_numpy(rate, data):
+    zb, z, exclude = data
+    dphi, weight = _phase(zb, z)
+    drift = rate("drift fit order 1", "numpy", 1, "dynamics", numpy_drift, dphi, weight, exclude, poly_basis(256, 256, 1), rounds=5)
+    assert abs(float(np.median(drift[:, 0, 255] - drift[:, 0, 0])) - 0.4) < 1e-2  # 0.2 u across [-1, 1]

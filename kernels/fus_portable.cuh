@@ -58,10 +58,13 @@ typedef uint32_t fus_u32;
 
 // OpenMP SIMD hint for the innermost CPU loops (a no-op on the GPU). -fopenmp-simd enables it even
 // when the OpenMP runtime is unavailable.
+// FUS_SIMD_REDUCE(a, b, ...): the same with a sum reduction over any number of scalars.
 #if FUS_GPU
 #define FUS_SIMD_REDUCE2(a, b)
+#define FUS_SIMD_REDUCE(...)
 #else
 #define FUS_SIMD_REDUCE2(a, b) FUS_PRAGMA(omp simd reduction(+ : a, b))
+#define FUS_SIMD_REDUCE(...) FUS_PRAGMA(omp simd reduction(+ : __VA_ARGS__))
 #endif
 
 // ---------------------------------------------------------------------------------------------

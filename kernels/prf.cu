@@ -19,11 +19,17 @@
 // alpha ~ -0.01 ppm/C) and wrap to (-pi, pi]. Masked-out voxels get NaN in dT and sigma_T: no
 // measurement is never reported as a number.
 //
-// prf_temperature_dose: prf_temperature fused with the streaming dose state of one dynamic (one
-// pass over memory instead of four): T = body_temp + dT; unless `first`, dose += the CEM43 of
+// prf_temperature_dose: prf_temperature fused with the drift evaluation and the streaming dose
+// state of one dynamic (one pass over memory): the drift is the per-slice polynomial
+//     drift = c0 + c1 u + c2 v + c3 u^2 + c4 u v + c5 v^2   (u, v in [-1, 1] along columns, rows)
+// from 6 coefficients per slice (fus.mr.drift.poly_basis order; zeros for lower orders), so no
+// drift image is ever written or read; T = body_temp + dT; unless `first`, dose += the CEM43 of
 // T linear from t_prev to T over dt_min (cem43_step, dose.cuh); on the first dynamic a voxel
 // with NaN T gets a NaN dose (never measured: unknown, not 0); then t_prev = T and
 // tmax = fmax(tmax, T) (NaN maps leave tmax unchanged).
+//
+// prf_row_phase_sums, prf_row_poly_sums: the sums the drift estimates need, one work item per
+// visited image row (see "Drift-fit sums" below); numpy/cupy add the rows up and solve.
 #include "dose.cuh"
 #include "fus_portable.cuh"
 
@@ -58,6 +64,14 @@ FUS_HD void prf_temperature_voxel(float dphi, float drift, float weight, unsigne
     *sigma_T = mask ? abs_scale / sqrtf(weight) : nan;
 }
 
+// The drift polynomial along one image row: drift(u) = a + u (b + c u) at row coordinate v, from
+// the slice's 6 coefficients (1, u, v, u^2, u v, v^2).
+FUS_HD void prf_drift_row(const float* coef, float v, float* a, float* b, float* c) {
+    *a = fmaf(fmaf(coef[5], v, coef[2]), v, coef[0]);
+    *b = fmaf(coef[4], v, coef[1]);
+    *c = coef[3];
+}
+
 // The fused temperature + dose update of one voxel (see prf_temperature_dose above).
 // tp, dose_in, tmax_in: the voxel's state before this dynamic; results through the pointers.
 FUS_HD void prf_temperature_dose_voxel(float dphi, float drift, float weight, unsigned char mask,
@@ -79,18 +93,23 @@ FUS_HD void prf_temperature_dose_voxel(float dphi, float drift, float weight, un
 
 #if FUS_GPU
 
-FUS_GLOBAL void prf_temperature_dose(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT drift,
-                                     const float* FUS_RESTRICT weight,
-                                     const unsigned char* FUS_RESTRICT mask, float scale,
-                                     float body_temp, float dt_min, fus_i32 first, fus_i32 n,
-                                     float* FUS_RESTRICT dT, float* FUS_RESTRICT sigma_T,
-                                     float* FUS_RESTRICT temp, float* FUS_RESTRICT t_prev,
-                                     double* FUS_RESTRICT dose, float* FUS_RESTRICT tmax) {
+FUS_GLOBAL void prf_temperature_dose(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT weight,
+                                     const unsigned char* FUS_RESTRICT mask,
+                                     const float* FUS_RESTRICT coef, float du, float dv, float scale,
+                                     float body_temp, float dt_min, fus_i32 first, fus_i32 ny,
+                                     fus_i32 nx, fus_i32 n, float* FUS_RESTRICT dT,
+                                     float* FUS_RESTRICT sigma_T, float* FUS_RESTRICT temp,
+                                     float* FUS_RESTRICT t_prev, double* FUS_RESTRICT dose,
+                                     float* FUS_RESTRICT tmax) {
     FUS_FOR_EACH(i, n) {
-        float t;
-        prf_temperature_dose_voxel(dphi[i], drift[i], weight[i], mask[i], scale, body_temp, dt_min,
-                                   first, t_prev[i], dose[i], tmax[i], &dT[i], &sigma_T[i], &t,
-                                   &dose[i], &tmax[i]);
+        const fus_i32 row = i / nx, x = i - row * nx;
+        const fus_i32 s = row / ny, y = row - s * ny;
+        float a, b, c, t;
+        prf_drift_row(coef + 6 * s, fmaf((float)y, dv, -1.0f), &a, &b, &c);
+        const float u = fmaf((float)x, du, -1.0f);
+        prf_temperature_dose_voxel(dphi[i], fmaf(u, fmaf(c, u, b), a), weight[i], mask[i], scale,
+                                   body_temp, dt_min, first, t_prev[i], dose[i], tmax[i], &dT[i],
+                                   &sigma_T[i], &t, &dose[i], &tmax[i]);
         temp[i] = t;
         t_prev[i] = t;
     }
@@ -117,24 +136,35 @@ FUS_GLOBAL void prf_temperature(const float* FUS_RESTRICT dphi, const float* FUS
 #else
 
 FUS_HOST_API void prf_temperature_dose(const float* FUS_RESTRICT dphi,
-                                       const float* FUS_RESTRICT drift,
                                        const float* FUS_RESTRICT weight,
-                                       const unsigned char* FUS_RESTRICT mask, float scale,
-                                       float body_temp, float dt_min, fus_i32 first, fus_i32 n,
-                                       float* FUS_RESTRICT dT, float* FUS_RESTRICT sigma_T,
-                                       float* FUS_RESTRICT temp, float* FUS_RESTRICT t_prev,
-                                       double* FUS_RESTRICT dose, float* FUS_RESTRICT tmax) {
-    FUS_FOR_EACH_SIMD(i, n) {
-        float a, b, c, mx;
-        double dd;
-        prf_temperature_dose_voxel(dphi[i], drift[i], weight[i], mask[i], scale, body_temp, dt_min,
-                                   first, t_prev[i], dose[i], tmax[i], &a, &b, &c, &dd, &mx);
-        dT[i] = a;
-        sigma_T[i] = b;
-        temp[i] = c;
-        t_prev[i] = c;
-        dose[i] = dd;
-        tmax[i] = mx;
+                                       const unsigned char* FUS_RESTRICT mask,
+                                       const float* FUS_RESTRICT coef, float du, float dv,
+                                       float scale, float body_temp, float dt_min, fus_i32 first,
+                                       fus_i32 ny, fus_i32 nx, fus_i32 n, float* FUS_RESTRICT dT,
+                                       float* FUS_RESTRICT sigma_T, float* FUS_RESTRICT temp,
+                                       float* FUS_RESTRICT t_prev, double* FUS_RESTRICT dose,
+                                       float* FUS_RESTRICT tmax) {
+    // rows in parallel, the columns of a row in SIMD lanes (the drift is a quadratic along a row)
+    FUS_FOR_EACH(row, n / nx) {
+        const fus_i32 s = row / ny, y = row - s * ny;
+        const size_t o = (size_t)row * (size_t)nx;
+        float a, b, c;
+        prf_drift_row(coef + 6 * s, fmaf((float)y, dv, -1.0f), &a, &b, &c);
+        FUS_SIMD for (fus_i32 x = 0; x < nx; ++x) {
+            const size_t i = o + (size_t)x;
+            const float u = fmaf((float)x, du, -1.0f);
+            float t0, t1, t2, mx;
+            double dd;
+            prf_temperature_dose_voxel(dphi[i], fmaf(u, fmaf(c, u, b), a), weight[i], mask[i],
+                                       scale, body_temp, dt_min, first, t_prev[i], dose[i],
+                                       tmax[i], &t0, &t1, &t2, &dd, &mx);
+            dT[i] = t0;
+            sigma_T[i] = t1;
+            temp[i] = t2;
+            t_prev[i] = t2;
+            dose[i] = dd;
+            tmax[i] = mx;
+        }
     }
 }
 
@@ -165,3 +195,116 @@ FUS_HOST_API void prf_temperature(const float* FUS_RESTRICT dphi, const float* F
 }
 
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// Drift-fit sums. The image is ns slices of ny x nx voxels; a fit visits the rows y = 0, stride,
+// 2 stride, ... of every slice (nr = ceil(ny / stride) per slice, n_rows = ns * nr work items),
+// every column of each (contiguous loads, so the CPU loop vectorises; a strided column walk
+// does not). A work item sums its own row only, so the result does not depend on the thread
+// count or the device, and numpy/cupy add the rows up (in float64) and solve. A voxel is used
+// when weight > 0, dphi is not NaN and use[(use_per_slice ? s * ny * nx : 0) + y * nx + x] != 0
+// (use_per_slice = 0: one in-plane region for every slice). Sums are accumulated in double.
+//
+// prf_row_phase_sums: out[3 r + 0..2] = sum w cos(dphi), sum w sin(dphi), number of voxels used,
+//     with w = weight, or 1 when unit_weight (an unweighted complex mean).
+// prf_row_poly_sums: with the residual e = wrap(dphi - c0[s]) and the column coordinate
+//     u = -1 + x du,  out[8 r + k] = sum w u^k (k = 0..4), out[8 r + 5 + k] = sum w e u^k
+//     (k = 0..2). With the row coordinate v = -1 + y dv these give every entry of a polynomial
+//     fit's normal equations up to order 2: sum over rows of v^j S_i.
+// ---------------------------------------------------------------------------------------------
+
+// Offsets of row item r: first voxel of the row in dphi/weight, and in use.
+FUS_HD void prf_fit_row(fus_i32 r, fus_i32 stride, fus_i32 use_per_slice, fus_i32 ny, fus_i32 nx,
+                        size_t* at, size_t* at_use) {
+    const fus_i32 nr = (ny + stride - 1) / stride;
+    const fus_i32 s = r / nr, y = (r - s * nr) * stride;
+    const size_t plane = (size_t)ny * (size_t)nx;
+    *at = (size_t)s * plane + (size_t)y * (size_t)nx;
+    *at_use = (use_per_slice ? (size_t)s * plane : 0) + (size_t)y * (size_t)nx;
+}
+
+FUS_HD void prf_row_phase_sums_row(const float* dphi, const float* weight,
+                                   const unsigned char* use, fus_i32 nx, fus_i32 unit_weight,
+                                   double* out) {
+    double sc = 0.0, ss = 0.0, cnt = 0.0;
+    FUS_SIMD_REDUCE(sc, ss, cnt) for (fus_i32 x = 0; x < nx; ++x) {
+        const float d = dphi[x], w = weight[x];
+        const bool ok = (w > 0.0f) & (d == d) & (use[x] != 0);  // & : no branch, so it vectorises
+        const float wk = ok ? (unit_weight ? 1.0f : w) : 0.0f;
+        float sn, cs;
+        fus_sincos(ok ? d : 0.0f, 0.0f, &sn, &cs);
+        sc += (double)(wk * cs);
+        ss += (double)(wk * sn);
+        cnt += ok ? 1.0 : 0.0;
+    }
+    out[0] = sc;
+    out[1] = ss;
+    out[2] = cnt;
+}
+
+FUS_HD void prf_row_poly_sums_row(const float* dphi, const float* weight, const unsigned char* use,
+                                  float c0, float du, fus_i32 nx, double* out) {
+    const float two_pi = 6.28318530717959f;
+    const float inv_two_pi = 0.159154943091895f;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, r0 = 0.0, r1 = 0.0, r2 = 0.0;
+    FUS_SIMD_REDUCE(s0, s1, s2, s3, s4, r0, r1, r2) for (fus_i32 x = 0; x < nx; ++x) {
+        const float d = dphi[x], w = weight[x];
+        const bool ok = (w > 0.0f) & (d == d) & (use[x] != 0);  // & : no branch, so it vectorises
+        float e = (ok ? d : 0.0f) - c0;
+        e = fmaf(-two_pi, fus_rint(e * inv_two_pi), e);
+        const double wd = ok ? (double)w : 0.0;
+        const double u = (double)fmaf((float)x, du, -1.0f);
+        const double w1 = wd * u, w2 = w1 * u, w3 = w2 * u;
+        const double we = wd * (double)e;
+        s0 += wd;
+        s1 += w1;
+        s2 += w2;
+        s3 += w3;
+        s4 += w3 * u;
+        r0 += we;
+        r1 += we * u;
+        r2 += we * u * u;
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+    out[4] = s4;
+    out[5] = r0;
+    out[6] = r1;
+    out[7] = r2;
+}
+
+#if FUS_GPU
+#define PRF_SUMS_API FUS_GLOBAL
+#else
+#define PRF_SUMS_API FUS_HOST_API
+#endif
+
+PRF_SUMS_API void prf_row_phase_sums(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT weight,
+                                     const unsigned char* FUS_RESTRICT use, fus_i32 use_per_slice,
+                                     fus_i32 unit_weight, fus_i32 stride, fus_i32 ny, fus_i32 nx,
+                                     fus_i32 n_rows, double* FUS_RESTRICT out) {
+    FUS_FOR_EACH(r, n_rows) {
+        size_t at, at_use;
+        prf_fit_row(r, stride, use_per_slice, ny, nx, &at, &at_use);
+        prf_row_phase_sums_row(dphi + at, weight + at, use + at_use, nx, unit_weight,
+                               out + 3 * (size_t)r);
+    }
+}
+
+PRF_SUMS_API void prf_row_poly_sums(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT weight,
+                                    const unsigned char* FUS_RESTRICT use, fus_i32 use_per_slice,
+                                    const float* FUS_RESTRICT c0, float du, fus_i32 stride,
+                                    fus_i32 ny, fus_i32 nx, fus_i32 n_rows,
+                                    double* FUS_RESTRICT out) {
+    FUS_FOR_EACH(r, n_rows) {
+        size_t at, at_use;
+        prf_fit_row(r, stride, use_per_slice, ny, nx, &at, &at_use);
+        const fus_i32 s = r / ((ny + stride - 1) / stride);
+        prf_row_poly_sums_row(dphi + at, weight + at, use + at_use, c0[s], du, nx,
+                              out + 8 * (size_t)r);
+    }
+}
+
+#undef PRF_SUMS_API

@@ -133,39 +133,139 @@ def test_gpu_matches_cpu(cuda_backend, rng):
     np.testing.assert_allclose(gt[0], ct[0], atol=1e-5, equal_nan=True)
 
 
+def _poly64(coef, ny, nx):
+    """float64 drift image of per-slice coefficients (1, u, v, u^2, u v, v^2), u, v in [-1, 1]."""
+    v, u = np.meshgrid(np.linspace(-1, 1, ny), np.linspace(-1, 1, nx), indexing="ij")
+    basis = [np.ones_like(u), u, v, u * u, u * v, v * v][: coef.shape[1]]
+    return np.einsum("st,tyx->syx", coef.astype(np.float64), np.array(basis))
+
+
 def test_fused_temperature_dose_matches_separate_steps(cpu_backend, rng):
-    """prf_temperature_dose == prf_temperature, then T = 37 + dT, CEM43 (Gauss-Legendre), fmax."""
+    """prf_temperature_dose == the polynomial drift (float64) removed by prf_temperature, then
+    T = 37 + dT, CEM43 (Gauss-Legendre), fmax."""
     from fus.kernels import prf_temperature_dose
     from test_dose import quad_step
 
-    n = 4099
-    dphi = rng.uniform(-np.pi, np.pi, n).astype(np.float32)
-    drift = rng.uniform(-0.5, 0.5, n).astype(np.float32)
-    weight = rng.uniform(10, 1000, n).astype(np.float32)
-    mask = (rng.uniform(size=n) > 0.1).astype(np.uint8)
+    shape = (3, 29, 37)
+    dphi = rng.uniform(-np.pi, np.pi, shape).astype(np.float32)
+    coef = rng.uniform(-0.8, 0.8, (3, 6))
+    coef[:, 0] = [3.0, -3.1, 0.2]
+    drift64 = _poly64(coef, *shape[1:])
+    weight = rng.uniform(10, 1000, shape).astype(np.float32)
+    mask = (rng.uniform(size=shape) > 0.1).astype(np.uint8)
     scale = -4.0  # C/rad: dT within +-13 C
-    t_prev = rng.uniform(36, 60, n).astype(np.float32)
-    dose0 = rng.uniform(0, 100, n)
-    tmax0 = rng.uniform(36, 60, n).astype(np.float32)
+    t_prev = rng.uniform(36, 60, shape).astype(np.float32)
+    dose0 = rng.uniform(0, 100, shape)
+    tmax0 = rng.uniform(36, 60, shape).astype(np.float32)
     tp, dose, tmax = t_prev.copy(), dose0.copy(), tmax0.copy()
-    dT, sT, temp = prf_temperature_dose(dphi, drift, weight, mask, scale, body_temp=37.0, dt=4.0, first=False,
+    dT, sT, temp = prf_temperature_dose(dphi, weight, mask, scale, drift=coef, body_temp=37.0, dt=4.0, first=False,
                                         t_prev=tp, dose=dose, tmax=tmax)
-    dT_ref, sT_ref = prf_temperature(dphi, drift, weight, mask, scale)
-    np.testing.assert_array_equal(dT, dT_ref)
-    np.testing.assert_array_equal(sT, sT_ref)
-    np.testing.assert_array_equal(temp, np.float32(37.0) + dT_ref)
-    np.testing.assert_array_equal(tp, temp)
     ok = mask.astype(bool)
+    ref = scale * wrapped(dphi.astype(np.float64) - drift64)
+    # compared modulo one wrap of the phase (a voxel within 1e-6 rad of +-pi may wrap either way)
+    assert np.abs(wrapped((dT[ok] - ref[ok]) / scale)).max() < 2e-6
+    assert np.isnan(dT[~ok]).all() and np.isnan(sT[~ok]).all()
+    np.testing.assert_allclose(sT[ok], abs(scale) / np.sqrt(weight[ok].astype(np.float64)), rtol=1e-6)
+    np.testing.assert_array_equal(temp, np.float32(37.0) + dT)
+    np.testing.assert_array_equal(tp, temp)
     np.testing.assert_allclose(dose[ok], dose0[ok] + quad_step(t_prev[ok], temp[ok], 4.0), rtol=1e-6)
     assert np.isnan(dose[~ok]).all()
     np.testing.assert_array_equal(tmax, np.where(ok, np.fmax(tmax0, temp), tmax0))
+    # lower orders and constants are the same polynomial padded with zeros
+    for drift in (coef[:, :3], coef[:, :1], coef[:, 0], 0.7):
+        c = np.zeros((3, 6))
+        given = np.broadcast_to(np.reshape(drift, (3, -1)) if np.ndim(drift) else drift, (3, 1)) if np.ndim(drift) < 2 else drift
+        c[:, : given.shape[1]] = given
+        d2, _, _ = prf_temperature_dose(dphi, weight, mask, scale, drift=drift, body_temp=37.0, dt=4.0, first=False,
+                                        t_prev=t_prev.copy(), dose=dose0.copy(), tmax=tmax0.copy())
+        ref2 = scale * wrapped(dphi.astype(np.float64) - _poly64(c, *shape[1:]))
+        assert np.abs(wrapped((d2[ok] - ref2[ok]) / scale)).max() < 2e-6
     # first dynamic: no dose accrues; unmeasured voxels get an unknown (NaN) dose
-    tp2, dose2, tmax2 = np.zeros(n, np.float32), np.zeros(n), np.full(n, -np.inf, np.float32)
-    _, _, temp2 = prf_temperature_dose(dphi, drift, weight, mask, scale, body_temp=37.0, dt=0.0, first=True,
+    tp2, dose2, tmax2 = np.zeros(shape, np.float32), np.zeros(shape), np.full(shape, -np.inf, np.float32)
+    _, _, temp2 = prf_temperature_dose(dphi, weight, mask, scale, drift=coef, body_temp=37.0, dt=0.0, first=True,
                                        t_prev=tp2, dose=dose2, tmax=tmax2)
     assert (dose2[ok] == 0).all() and np.isnan(dose2[~ok]).all()
     np.testing.assert_array_equal(tp2, temp2)
+    for bad in (np.zeros((2, 3)), np.zeros((3, 4)), np.full((3, 3), np.nan)):
+        with pytest.raises(InvalidParameterError) as info:
+            prf_temperature_dose(dphi, weight, mask, scale, drift=bad, body_temp=37.0, dt=1.0, first=False,
+                                 t_prev=tp, dose=dose, tmax=tmax)
+        assert info.value.name == "drift"
     with pytest.raises(InvalidParameterError) as info:
-        prf_temperature_dose(dphi, drift, weight, mask, scale, body_temp=37.0, dt=1.0, first=False,
+        prf_temperature_dose(dphi, weight, mask, scale, drift=coef, body_temp=37.0, dt=1.0, first=False,
                              t_prev=tp, dose=dose.astype(np.float32), tmax=tmax)
     assert info.value.name == "dose"
+
+
+def _fit_sums64(dphi, weight, use, c0, stride, unit_weight=False):
+    """float64 numpy reference of prf_row_phase_sums and prf_row_poly_sums."""
+    ns, ny, nx = dphi.shape
+    use3 = np.broadcast_to(use, dphi.shape).astype(bool)
+    ok = (weight > 0) & ~np.isnan(dphi) & use3
+    w = np.where(ok, 1.0 if unit_weight else weight.astype(np.float64), 0.0)[:, ::stride]
+    d = np.where(ok, dphi, 0.0).astype(np.float64)[:, ::stride]
+    phase = np.stack([(w * np.cos(d)).sum(-1), (w * np.sin(d)).sum(-1), ok[:, ::stride].sum(-1)], -1)
+    u = np.linspace(-1, 1, nx)
+    e = wrapped(d - c0[:, None, None])
+    poly = np.stack([(w * u**k).sum(-1) for k in range(5)] + [(w * e * u**k).sum(-1) for k in range(3)], -1)
+    return phase, poly
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_fit_sums_match_float64(cpu_backend, rng, stride):
+    from fus.kernels import prf_row_phase_sums, prf_row_poly_sums
+
+    shape = (3, 31, 45)
+    dphi = rng.uniform(-np.pi, np.pi, shape).astype(np.float32)
+    weight = rng.uniform(0, 500, shape).astype(np.float32)
+    weight[rng.uniform(size=shape) < 0.2] = 0
+    dphi[0, 4, :] = np.nan  # NaN phase is never used, whatever its weight
+    c0 = np.array([3.1, -0.4, 0.0], np.float32)
+    for use in (rng.uniform(size=shape[1:]) > 0.3, rng.uniform(size=shape) > 0.3):
+        for unit in (False, True):
+            ph = prf_row_phase_sums(dphi, weight, use, stride=stride, unit_weight=unit)
+            ref_ph, _ = _fit_sums64(dphi, weight, use, c0, stride, unit)
+            assert ph.shape == (3, -(-31 // stride), 3)
+            np.testing.assert_allclose(ph, ref_ph, rtol=1e-5, atol=1e-6 * np.abs(ref_ph).max())
+        po = prf_row_poly_sums(dphi, weight, use, c0, stride=stride)
+        _, ref_po = _fit_sums64(dphi, weight, use, c0, stride)
+        assert po.shape == (3, -(-31 // stride), 8)
+        np.testing.assert_allclose(po, ref_po, rtol=1e-5, atol=1e-5 * np.abs(ref_po).max())
+    with pytest.raises(InvalidParameterError) as info:
+        prf_row_phase_sums(dphi, weight, np.ones((31, 44), bool))
+    assert info.value.name == "use"
+    with pytest.raises(InvalidParameterError) as info:
+        prf_row_poly_sums(dphi, weight, np.ones((31, 45), bool), c0[:2])
+    assert info.value.name == "c0"
+    with pytest.raises(InvalidParameterError) as info:
+        prf_row_phase_sums(dphi, weight, np.ones((31, 45), bool), stride=0)
+    assert info.value.name == "stride"
+
+
+@pytest.mark.cuda
+def test_gpu_fit_sums_and_fused_match_cpu(cuda_backend, rng):
+    from fus.kernels import prf_row_phase_sums, prf_row_poly_sums, prf_temperature_dose
+
+    shape = (4, 64, 80)
+    dphi = rng.uniform(-np.pi, np.pi, shape).astype(np.float32)
+    weight = rng.uniform(0, 500, shape).astype(np.float32)
+    use = rng.uniform(size=shape[1:]) > 0.3
+    c0 = rng.uniform(-3, 3, 4).astype(np.float32)
+    g = [fus.asnumpy(prf_row_phase_sums(dphi, weight, use, stride=2)), fus.asnumpy(prf_row_poly_sums(dphi, weight, use, c0, stride=2))]
+    with fus.use("cpu"):
+        c = [prf_row_phase_sums(dphi, weight, use, stride=2), prf_row_poly_sums(dphi, weight, use, c0, stride=2)]
+    for a, b in zip(g, c):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+    coef = rng.uniform(-0.5, 0.5, (4, 6))
+    mask = (weight > 50).astype(np.uint8)
+
+    def run():
+        tp, dose, tmax = (fus.backend.get_backend().xp.asarray(a) for a in (np.full(shape, 40, np.float32), np.zeros(shape), np.full(shape, 40, np.float32)))
+        out = prf_temperature_dose(dphi, weight, mask, -8.0, drift=coef, body_temp=37.0, dt=5.0, first=False, t_prev=tp, dose=dose, tmax=tmax)
+        return [fus.asnumpy(a) for a in (*out, dose)]
+
+    g = run()
+    with fus.use("cpu"):
+        c = run()
+    for a, b in zip(g, c):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-4, equal_nan=True)

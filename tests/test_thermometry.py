@@ -81,8 +81,8 @@ def test_roi_drift_is_complex_mean(cpu_backend, rng):
     roi[5:15, 5:15] = True
     mask = np.ones(SHAPE, np.uint8)
     d = drift_roi(dphi, mask, roi)
-    assert d.shape == (3, 1, 1)
-    assert np.abs(_wrap(d[:, 0, 0] - c)).max() < 0.02  # a plain mean would fail across the wrap
+    assert d.shape == (3,)
+    assert np.abs(_wrap(d - c)).max() < 0.02  # a plain mean would fail across the wrap
     mask[2, 5:15, 5:15] = 0
     with pytest.raises(InvalidParameterError, match=r"slices \[2\]"):
         drift_roi(dphi, mask, roi)

@@ -88,6 +88,29 @@ def _n(name: str, factor: int = 1) -> Callable[[Mapping[str, Any]], int]:
     return lambda s: factor * int(s[name])
 
 
+# Drift-fit sums (prf_row_*_sums): n_rows = slices * ceil(ny / stride) row items.
+def _fit_slices(s: Mapping[str, Any]) -> int:
+    per_slice = max(1, -(-int(s["ny"]) // max(1, int(s["stride"]))))
+    return int(s["n_rows"]) // per_slice
+
+
+def _fit_volume(s: Mapping[str, Any]) -> int:
+    return _fit_slices(s) * int(s["ny"]) * int(s["nx"])
+
+
+def _fit_use(s: Mapping[str, Any]) -> int:
+    return (_fit_slices(s) if int(s["use_per_slice"]) else 1) * int(s["ny"]) * int(s["nx"])
+
+
+_FIT_HEAD = (
+    Arg("dphi", "float32", _fit_volume),
+    Arg("weight", "float32", _fit_volume),
+    Arg("use", "uint8", _fit_use),
+    Arg("use_per_slice", "int32"),
+)
+_FIT_TAIL = (Arg("stride", "int32"), Arg("ny", "int32"), Arg("nx", "int32"), Arg("n_rows", "int32"))
+
+
 KERNELS: dict[str, KernelSignature] = {
     sig.name: sig
     for sig in [
@@ -177,13 +200,17 @@ KERNELS: dict[str, KernelSignature] = {
             source="prf.cu",
             args=(
                 Arg("dphi", "float32", _n("n")),
-                Arg("drift", "float32", _n("n")),
                 Arg("weight", "float32", _n("n")),
                 Arg("mask", "uint8", _n("n")),
+                Arg("coef", "float32", lambda s: 6 * (int(s["n"]) // max(1, int(s["ny"]) * int(s["nx"])))),
+                Arg("du", "float32"),
+                Arg("dv", "float32"),
                 Arg("scale", "float32"),
                 Arg("body_temp", "float32"),
                 Arg("dt_min", "float32"),
                 Arg("first", "int32"),
+                Arg("ny", "int32"),
+                Arg("nx", "int32"),
                 Arg("n", "int32"),
                 Arg("dT", "float32", _n("n"), output=True),
                 Arg("sigma_T", "float32", _n("n"), output=True),
@@ -193,6 +220,24 @@ KERNELS: dict[str, KernelSignature] = {
                 Arg("tmax", "float32", _n("n"), output=True),
             ),
             elements="n",
+        ),
+        KernelSignature(
+            name="prf_row_phase_sums",
+            source="prf.cu",
+            args=(*_FIT_HEAD, Arg("unit_weight", "int32"), *_FIT_TAIL, Arg("out", "float64", _n("n_rows", 3), output=True)),
+            elements="n_rows",
+        ),
+        KernelSignature(
+            name="prf_row_poly_sums",
+            source="prf.cu",
+            args=(
+                *_FIT_HEAD,
+                Arg("c0", "float32", _fit_slices),
+                Arg("du", "float32"),
+                *_FIT_TAIL,
+                Arg("out", "float64", _n("n_rows", 8), output=True),
+            ),
+            elements="n_rows",
         ),
         KernelSignature(
             name="cem43",

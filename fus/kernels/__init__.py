@@ -8,7 +8,7 @@ the active backend (see :mod:`fus.backend`).
 from fus.kernels.bioheat import BioheatCoefficients, bioheat_coefficients, bioheat_step, stable_time_step
 from fus.kernels.dose import cem43
 from fus.kernels.rayleigh import piston_angular_functions, rayleigh, rayleigh_far, rayleigh_layered
-from fus.kernels.thermometry import prf_phase, prf_temperature, prf_temperature_dose
+from fus.kernels.thermometry import prf_phase, prf_row_phase_sums, prf_row_poly_sums, prf_temperature, prf_temperature_dose
 
 __all__ = [
     "BioheatCoefficients",
@@ -16,6 +16,8 @@ __all__ = [
     "bioheat_step",
     "cem43",
     "prf_phase",
+    "prf_row_phase_sums",
+    "prf_row_poly_sums",
     "prf_temperature",
     "prf_temperature_dose",
     "piston_angular_functions",

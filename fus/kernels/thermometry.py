@@ -11,7 +11,7 @@ from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import complex_array, count, real_array
 
-__all__ = ["prf_phase", "prf_temperature", "prf_temperature_dose"]
+__all__ = ["prf_phase", "prf_temperature", "prf_temperature_dose", "prf_row_phase_sums", "prf_row_poly_sums"]
 
 
 def _same_shape(name: str, arr: Any, shape: tuple[int, ...]) -> None:
@@ -100,24 +100,30 @@ def prf_temperature(dphi: Any, drift: Any, weight: Any, mask: Any, scale: float)
     return dT, sT
 
 
+def _flags(name: str, arr: Any, backend: Any, meaning: str) -> Any:
+    """A boolean/integer array as the kernels' uint8 flags (nonzero -> 1)."""
+    a = backend.asarray(arr)
+    if a.dtype.kind not in "biu":
+        raise InvalidParameterError(name, f"array of dtype {a.dtype}", f"must be boolean or integer ({meaning})")
+    return a if a.dtype == np.uint8 else backend.asarray(a != 0, dtype=np.uint8)
+
+
 def _temperature_inputs(backend: Any, dphi: Any, drift: Any, weight: Any, mask: Any, scale: float) -> tuple[Any, ...]:
     """Validated (dphi, drift, weight, mask, scale, n) for the temperature kernels."""
     xp = backend.xp
     d = real_array("dphi", dphi, backend)
     sp = real_array("weight", weight, backend)
     _same_shape("weight", sp, d.shape)
-    if np.ndim(drift) == 0 and not hasattr(drift, "shape"):
+    if drift is None:  # the caller handles the drift itself
+        dr = None
+    elif np.ndim(drift) == 0 and not hasattr(drift, "shape"):
         dr = xp.full(d.shape, finite_scalar("drift", drift), np.float32)
     else:
         dr = real_array("drift", drift, backend)
         if dr.ndim == 0:
             dr = xp.full(d.shape, dr, np.float32)
         _same_shape("drift", dr, d.shape)
-    m = backend.asarray(mask)
-    if m.dtype.kind not in "biu":
-        raise InvalidParameterError("mask", f"array of dtype {m.dtype}", "must be boolean or integer (1 = measured)")
-    if m.dtype != np.uint8:
-        m = backend.asarray(m != 0, dtype=np.uint8)
+    m = _flags("mask", mask, backend, "1 = measured")
     _same_shape("mask", m, d.shape)
     sc = finite_scalar("scale", scale)
     if sc == 0:
@@ -135,13 +141,39 @@ def _state(name: str, arr: Any, xp: Any, dtype: Any, shape: tuple[int, ...]) -> 
     return arr
 
 
+def _coefficients(backend: Any, drift: Any, ns: int) -> Any:
+    """Drift as 6 float32 polynomial coefficients per slice (kernel layout), from a scalar, a
+    (slices,) constant per slice, or (slices, terms) coefficients with terms 1, 3 or 6."""
+    xp = backend.xp
+    if np.ndim(drift) == 0 and not hasattr(drift, "shape"):
+        c = np.zeros((ns, 6), np.float32)
+        c[:, 0] = finite_scalar("drift", drift)
+        return backend.asarray(c)
+    d = backend.asarray(drift)
+    if d.dtype.kind not in "fiu":
+        raise InvalidParameterError("drift", f"array of dtype {d.dtype}", "must be real")
+    if d.ndim == 0:
+        d = d.reshape(1, 1) * xp.ones((ns, 1), d.dtype)
+    elif d.ndim == 1:
+        d = d[:, None]
+    if d.ndim != 2 or d.shape[0] != ns or d.shape[1] not in (1, 3, 6):
+        raise InvalidParameterError(
+            "drift", f"array of shape {tuple(d.shape)}", f"must be a scalar, ({ns},) or ({ns}, 1|3|6) polynomial coefficients"
+        )
+    if not bool(xp.isfinite(d).all()):
+        raise InvalidParameterError("drift", "non-finite coefficients", "drift coefficients must be finite")
+    c = xp.zeros((ns, 6), np.float32)
+    c[:, : d.shape[1]] = d
+    return c
+
+
 def prf_temperature_dose(
     dphi: Any,
-    drift: Any,
     weight: Any,
     mask: Any,
     scale: float,
     *,
+    drift: Any = 0.0,
     body_temp: float,
     dt: float,
     first: bool,
@@ -149,7 +181,15 @@ def prf_temperature_dose(
     dose: Any,
     tmax: Any,
 ) -> tuple[Any, Any, Any]:
-    """:func:`prf_temperature` fused with the streaming CEM43 state (one pass over memory).
+    r""":func:`prf_temperature` with a per-slice polynomial drift, fused with the streaming CEM43
+    state (one pass over memory; no drift image is formed).
+
+    The drift of slice ``s`` at in-plane coordinates ``u`` (columns) and ``v`` (rows), both
+    spanning [-1, 1] as in :func:`fus.mr.drift.poly_basis`, is
+
+    .. math::
+
+        \phi_{drift} = c_0 + c_1 u + c_2 v + c_3 u^2 + c_4 u v + c_5 v^2 .
 
     ``T = body_temp + dT``; unless ``first``, ``dose`` gains the CEM43 of a temperature linear
     from ``t_prev`` to ``T`` over ``dt`` (the dose kernel's exact integral); on the first dynamic
@@ -157,8 +197,13 @@ def prf_temperature_dose(
 
     Parameters
     ----------
-    dphi, drift, weight, mask, scale
-        As for :func:`prf_temperature`.
+    dphi, weight, mask : arrays (slices, rows, cols)
+        Output of :func:`prf_phase` [rad], [1/rad^2], 1 = measured.
+    scale : float
+        [C/rad], finite and non-zero (:func:`fus.mr.prf.prf_scale`).
+    drift : float, array (slices,) or array (slices, terms)
+        Drift phase [rad]: one constant, one constant per slice, or polynomial coefficients per
+        slice with 1, 3 or 6 terms in :func:`fus.mr.drift.poly_basis` order (orders 0, 1, 2).
     body_temp : float
         Baseline temperature [C].
     dt : float
@@ -173,7 +218,11 @@ def prf_temperature_dose(
     dT, sigma_T, temperature : float32 arrays [C]
     """
     backend = get_backend()
-    d, dr, sp, m, sc, n = _temperature_inputs(backend, dphi, drift, weight, mask, scale)
+    d, _, sp, m, sc, n = _temperature_inputs(backend, dphi, None, weight, mask, scale)
+    if d.ndim != 3:
+        raise InvalidParameterError("dphi", f"array of shape {tuple(d.shape)}", "must be (slices, rows, cols)")
+    ns, ny, nx = (int(v) for v in d.shape)
+    coef = _coefficients(backend, drift, ns)
     xp = backend.xp
     tp = _state("t_prev", t_prev, xp, np.float32, d.shape)
     ds = _state("dose", dose, xp, np.float64, d.shape)
@@ -184,7 +233,100 @@ def prf_temperature_dose(
     sT = xp.empty(d.shape, np.float32)
     temp = xp.empty(d.shape, np.float32)
     backend.launch(
-        "prf_temperature_dose", d, dr, sp, m, np.float32(sc), np.float32(bt), np.float32(step / 60.0),
-        np.int32(1 if first else 0), np.int32(n), dT, sT, temp, tp, ds, tx,
+        "prf_temperature_dose", d, sp, m, coef, np.float32(_step(nx)), np.float32(_step(ny)), np.float32(sc),
+        np.float32(bt), np.float32(step / 60.0), np.int32(1 if first else 0), np.int32(ny), np.int32(nx), np.int32(n),
+        dT, sT, temp, tp, ds, tx,
     )
     return dT, sT, temp
+
+
+def _step(n: int) -> float:
+    """Spacing of ``n`` coordinates spanning [-1, 1] (as numpy.linspace; 0 for one point)."""
+    return 2.0 / (n - 1) if n > 1 else 0.0
+
+
+def _fit_inputs(backend: Any, dphi: Any, weight: Any, use: Any, stride: int) -> tuple[Any, ...]:
+    """Validated (dphi, weight, use, use_per_slice, stride, n_rows) for the fit-sum kernels."""
+    d = real_array("dphi", dphi, backend)
+    if d.ndim != 3:
+        raise InvalidParameterError("dphi", f"array of shape {tuple(d.shape)}", "must be (slices, rows, cols)")
+    w = real_array("weight", weight, backend)
+    _same_shape("weight", w, d.shape)
+    u = _flags("use", use, backend, "nonzero = use")
+    if tuple(u.shape) == tuple(d.shape):
+        per_slice = 1
+    elif tuple(u.shape) == tuple(d.shape[1:]):
+        per_slice = 0
+    else:
+        raise InvalidParameterError("use", f"array of shape {tuple(u.shape)}", f"must have shape {tuple(d.shape)} or {tuple(d.shape[1:])}")
+    if not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1:
+        raise InvalidParameterError("stride", stride, "must be an integer >= 1")
+    ns, ny, _ = d.shape
+    n_rows = count("dphi", int(ns) * -(-int(ny) // int(stride)))
+    count("dphi", int(d.size))
+    return d, w, u, per_slice, int(stride), n_rows
+
+
+def prf_row_phase_sums(dphi: Any, weight: Any, use: Any, *, stride: int = 1, unit_weight: bool = False) -> Any:
+    r"""Per-row sums for a slice's mean complex phase: :math:`\sum w \cos\phi`, :math:`\sum w \sin\phi`
+    and the number of voxels used.
+
+    Rows ``0, stride, ...`` of every slice, every column of each; a voxel is used where
+    ``weight > 0``, ``dphi`` is not NaN and ``use`` is nonzero.
+
+    Parameters
+    ----------
+    dphi, weight : float32 arrays (slices, rows, cols)
+        Phase difference [rad] and its weight (e.g. :func:`prf_phase`'s inverse variance).
+    use : bool/uint8 array (slices, rows, cols) or (rows, cols)
+        Region to use (the same in-plane region for every slice when 2-D).
+    stride : int
+        Subsampling of rows (1 = every row).
+    unit_weight : bool
+        Weight every used voxel by 1 (an unweighted complex mean).
+
+    Returns
+    -------
+    sums : float64 array (slices, ceil(rows / stride), 3)
+    """
+    backend = get_backend()
+    d, w, u, per_slice, st, n_rows = _fit_inputs(backend, dphi, weight, use, stride)
+    out = backend.xp.empty(n_rows * 3, np.float64)
+    ns, ny, nx = (int(v) for v in d.shape)
+    backend.launch(
+        "prf_row_phase_sums", d, w, u, np.int32(per_slice), np.int32(1 if unit_weight else 0), np.int32(st),
+        np.int32(ny), np.int32(nx), np.int32(n_rows), out,
+    )
+    return out.reshape(ns, -1, 3)
+
+
+def prf_row_poly_sums(dphi: Any, weight: Any, use: Any, c0: Any, *, stride: int = 1) -> Any:
+    r"""Per-row moments for a weighted polynomial fit (order <= 2) of the phase residual.
+
+    With ``e = wrap(dphi - c0[slice])`` and the column coordinate ``u`` in [-1, 1]: for each
+    visited row, :math:`S_k = \sum w u^k` (k = 0..4) and :math:`R_k = \sum w e u^k` (k = 0..2).
+    Voxels, rows and columns as for :func:`prf_row_phase_sums`.
+
+    Parameters
+    ----------
+    dphi, weight, use, stride
+        As for :func:`prf_row_phase_sums`.
+    c0 : array (slices,) [rad]
+        Per-slice constant removed (and the residual wrapped) before the moments.
+
+    Returns
+    -------
+    sums : float64 array (slices, ceil(rows / stride), 8): S_0..S_4, R_0..R_2
+    """
+    backend = get_backend()
+    d, w, u, per_slice, st, n_rows = _fit_inputs(backend, dphi, weight, use, stride)
+    ns, ny, nx = (int(v) for v in d.shape)
+    c = real_array("c0", c0, backend)
+    if tuple(c.shape) != (ns,):
+        raise InvalidParameterError("c0", f"array of shape {tuple(c.shape)}", f"must have shape ({ns},)")
+    out = backend.xp.empty(n_rows * 8, np.float64)
+    backend.launch(
+        "prf_row_poly_sums", d, w, u, np.int32(per_slice), c, np.float32(_step(nx)), np.int32(st),
+        np.int32(ny), np.int32(nx), np.int32(n_rows), out,
+    )
+    return out.reshape(ns, -1, 8)

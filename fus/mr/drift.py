@@ -9,8 +9,13 @@ dynamic against its baseline, and returning the drift phase to subtract:
   fitted to the phase outside the heated region (referenceless / background-field style;
   Rieke et al., Magn. Reson. Med. 51, 1223-1231 (2004), simplified). The per-slice constant is
   first removed as a complex mean, so the fit sees a small, unwrapped residual. Weights are
-  ``1 / sigma_phi^2`` (inverse variance). Solved per slice with the array module's linear algebra
-  (batched normal equations, ``xp.linalg.solve``).
+  ``1 / sigma_phi^2`` (inverse variance). The normal equations are assembled from per-row sums
+  computed by the PRF kernels (:func:`fus.kernels.prf_row_poly_sums`: one pass over the data, no
+  basis images) and solved per slice with the array module's linear algebra
+  (``xp.linalg.solve``, batched, float64).
+
+Both return per-slice polynomial coefficients, which :func:`fus.kernels.prf_temperature_dose`
+evaluates voxel by voxel; :func:`poly_eval` forms the drift image when one is wanted.
 
 All functions take and return arrays of the input's backend (numpy or cupy).
 """
@@ -23,55 +28,84 @@ from typing import Any
 import numpy as np
 
 from fus.backend import array_module, asnumpy
-from fus.errors import InvalidParameterError
+from fus.errors import DataError, InvalidParameterError
+from fus.kernels import prf_row_phase_sums, prf_row_poly_sums
 
-__all__ = ["poly_basis", "drift_roi", "drift_poly", "DRIFT_METHODS"]
+__all__ = ["poly_terms", "poly_basis", "poly_eval", "drift_roi", "drift_poly", "drift_poly_fit", "DRIFT_METHODS"]
 
 log = logging.getLogger(__name__)
 
 DRIFT_METHODS = ("none", "roi", "poly")
 
 
+def poly_terms(order: int) -> list[tuple[int, int]]:
+    """Exponents (i, j) of the terms u^i v^j of a 2-D polynomial of ``order`` (0, 1 or 2), in the
+    order used everywhere in fus: 1; u, v; u^2, u v, v^2."""
+    if order not in (0, 1, 2):
+        raise InvalidParameterError("order", order, "polynomial drift order must be 0, 1 or 2")
+    return [(total - j, j) for total in range(order + 1) for j in range(total + 1)]
+
+
+def _coords(n: int, xp: Any) -> Any:
+    return xp.linspace(-1.0, 1.0, n, dtype=np.float32)
+
+
 def poly_basis(ny: int, nx: int, order: int, xp: Any = np) -> Any:
     """2-D polynomial basis (n_terms, ny, nx) in coordinates normalised to [-1, 1].
 
-    Terms u^i v^j with i + j <= order (u along columns, v along rows): 1, 3 or 6 terms.
+    Terms u^i v^j with i + j <= order (u along columns, v along rows): 1, 3 or 6 terms, in
+    :func:`poly_terms` order.
     """
-    if order not in (0, 1, 2):
-        raise InvalidParameterError("order", order, "polynomial drift order must be 0, 1 or 2")
-    v, u = xp.meshgrid(xp.linspace(-1.0, 1.0, ny, dtype=np.float32), xp.linspace(-1.0, 1.0, nx, dtype=np.float32), indexing="ij")
-    terms = [(i, j) for total in range(order + 1) for j in range(total + 1) for i in [total - j]]
+    terms = poly_terms(order)
+    v, u = xp.meshgrid(_coords(ny, xp), _coords(nx, xp), indexing="ij")
     return xp.stack([u**i * v**j for i, j in terms])
 
 
-def _slice_mean_phase(dphi: Any, weight: Any) -> Any:
-    """Per-slice angle of the weighted complex mean sum(w exp(i dphi)); NaN for a slice with no weight."""
-    xp = array_module(dphi)
-    ns = dphi.shape[0]
-    w = weight.reshape(ns, -1)
-    d = xp.where(w > 0, dphi.reshape(ns, -1), np.float32(0))
-    re = xp.einsum("sp,sp->s", w, xp.cos(d))
-    im = xp.einsum("sp,sp->s", w, xp.sin(d))
-    total = w.sum(axis=1)
-    ang = xp.arctan2(im, re).astype(np.float32)
-    return xp.where(total > 0, ang, np.float32(np.nan))
+def poly_eval(coef: Any, ny: int, nx: int) -> Any:
+    """Drift image (slices, ny, nx) float32 [rad] of per-slice polynomial coefficients.
+
+    Parameters
+    ----------
+    coef : array (slices, terms), terms 1, 3 or 6 in :func:`poly_terms` order [rad]
+    ny, nx : int
+        Rows and columns of the image.
+    """
+    xp = array_module(coef)
+    c = xp.asarray(coef)
+    order = {1: 0, 3: 1, 6: 2}.get(int(c.shape[-1]) if c.ndim == 2 else -1)
+    if order is None:
+        raise InvalidParameterError("coef", f"array of shape {tuple(c.shape)}", "must be (slices, 1|3|6)")
+    b = poly_basis(ny, nx, order, xp)
+    return xp.tensordot(c.astype(np.float32), b, axes=(1, 0)).astype(np.float32, copy=False)
 
 
-def _check(dphi: Any, region: Any, name: str) -> Any:
+def _region(dphi: Any, region: Any, name: str) -> Any:
+    """``region`` checked against ``dphi`` (slices, rows, cols): a bool array of that shape or (rows, cols)."""
     xp = array_module(dphi)
     if dphi.ndim != 3:
         raise InvalidParameterError("dphi", f"array of shape {tuple(dphi.shape)}", "must be (slices, rows, cols)")
     r = xp.asarray(region)
-    if r.shape != dphi.shape:
-        if r.ndim == 2 and r.shape == dphi.shape[1:]:
-            r = xp.broadcast_to(r, dphi.shape)
-        else:
-            raise InvalidParameterError(name, f"array of shape {tuple(r.shape)}", f"must have shape {tuple(dphi.shape)} or {tuple(dphi.shape[1:])}")
-    return r.astype(bool, copy=False)
+    if tuple(r.shape) not in (tuple(dphi.shape), tuple(dphi.shape[1:])):
+        raise InvalidParameterError(name, f"array of shape {tuple(r.shape)}", f"must have shape {tuple(dphi.shape)} or {tuple(dphi.shape[1:])}")
+    return r
+
+
+def _empty_slices(xp: Any, bad: Any) -> list[int]:
+    return np.nonzero(asnumpy(bad))[0].tolist()
 
 
 def drift_roi(dphi: Any, mask: Any, roi: Any) -> Any:
-    """Per-slice drift = mean complex phase over ``roi & mask``; returned as (slices, 1, 1) [rad].
+    """Per-slice drift = mean complex phase over ``roi`` and the measured voxels [rad], (slices,).
+
+    ``angle(sum exp(i dphi))`` over the region (an unweighted complex mean, immune to wrapping).
+
+    Parameters
+    ----------
+    dphi : array (slices, rows, cols) [rad]
+    mask : array, same shape
+        Nonzero where measured (:func:`fus.kernels.prf_phase`'s mask, or its weight).
+    roi : bool array (slices, rows, cols) or (rows, cols)
+        Reference region (unheated tissue).
 
     Raises
     ------
@@ -80,13 +114,105 @@ def drift_roi(dphi: Any, mask: Any, roi: Any) -> Any:
         no silent zero).
     """
     xp = array_module(dphi)
-    region = _check(dphi, roi, "drift_roi") & _check(dphi, mask, "mask")
-    c = _slice_mean_phase(dphi, region.astype(np.float32))
-    empty = xp.isnan(c)
+    r = _region(dphi, roi, "drift_roi")
+    m = xp.asarray(mask)
+    if tuple(m.shape) != tuple(dphi.shape):
+        raise InvalidParameterError("mask", f"array of shape {tuple(m.shape)}", f"must have shape {tuple(dphi.shape)}")
+    w = m if m.dtype == np.float32 else (m != 0).astype(np.float32)
+    sums = prf_row_phase_sums(dphi, w, r, unit_weight=True).sum(axis=1)
+    empty = sums[:, 2] == 0
     if bool(empty.any()):
-        bad = np.nonzero(asnumpy(empty))[0].tolist()
-        raise InvalidParameterError("drift_roi", f"slices {bad}", "the reference region has no measured voxel there")
-    return c[:, None, None]
+        raise InvalidParameterError("drift_roi", f"slices {_empty_slices(xp, empty)}", "the reference region has no measured voxel there")
+    return xp.arctan2(sums[:, 1], sums[:, 0])
+
+
+def drift_poly_fit(
+    dphi: Any,
+    weight: Any,
+    *,
+    order: int = 1,
+    use: Any | None = None,
+    exclude: Any | None = None,
+    min_voxels: int = 50,
+    stride: int = 2,
+) -> Any:
+    """Weighted 2-D polynomial drift per slice, fitted outside the heated region: coefficients.
+
+    The slice constant ``c0`` is first taken as the angle of the weighted complex mean (immune to
+    wrapping); the polynomial is then fitted by weighted least squares to the wrapped residual
+    ``wrap(dphi - c0)``, and ``c0`` is added to the constant term. The fit uses every
+    ``stride``-th row, all of its columns (default 2: half the voxels, which for a polynomial of
+    order <= 2 over thousands of voxels costs nothing in accuracy and halves the work).
+
+    Parameters
+    ----------
+    dphi : array (slices, rows, cols) [rad]
+        Phase difference (as :func:`fus.kernels.prf_phase` returns it: 0 where not measured).
+    weight : array, same shape [1/rad^2]
+        Inverse variance of ``dphi``, 0 where not measured.
+    order : {0, 1, 2}
+    use : array, optional
+        Nonzero where the phase may be used; (slices, rows, cols) or (rows, cols). Precompute it
+        once for a stream (uint8) and pass it instead of ``exclude``.
+    exclude : array, optional
+        Nonzero where the phase must not be used (heated region); the complement of ``use``.
+    min_voxels : int
+        A slice with fewer usable voxels than this is an error (the fit would be meaningless).
+    stride : int
+        Subsampling of rows for the fit (1 = every voxel).
+
+    Returns
+    -------
+    coefficients : array (slices, terms) float64 [rad], :func:`poly_terms` order, including the
+        slice constant
+
+    Raises
+    ------
+    InvalidParameterError
+        A slice with too few usable voxels, or bad arguments.
+    DataError
+        The usable voxels of a slice cannot determine the polynomial (e.g. all in one row).
+    """
+    xp = array_module(dphi)
+    terms = poly_terms(order)
+    if not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1:
+        raise InvalidParameterError("stride", stride, "must be an integer >= 1")
+    if use is not None and exclude is not None:
+        raise InvalidParameterError("exclude", "given with use", "give either use or exclude")
+    if dphi.ndim != 3:
+        raise InvalidParameterError("dphi", f"array of shape {tuple(dphi.shape)}", "must be (slices, rows, cols)")
+    ns, ny, nx = (int(v) for v in dphi.shape)
+    if use is None:
+        use = xp.ones((ny, nx), np.uint8) if exclude is None else _region(dphi, exclude, "exclude") == 0
+    else:
+        use = _region(dphi, use, "use")
+    first = prf_row_phase_sums(dphi, weight, use, stride=stride).sum(axis=1)  # (ns, 3)
+    need = max(int(min_voxels), len(terms))
+    few = first[:, 2] < need
+    if bool(few.any()):
+        raise InvalidParameterError(
+            "drift", f"slices {_empty_slices(xp, few)}", f"fewer than {need} measured voxels outside the heated region for the polynomial fit"
+        )
+    c0 = xp.arctan2(first[:, 1], first[:, 0])
+    mom = prf_row_poly_sums(dphi, weight, use, c0.astype(np.float32), stride=stride)  # (ns, rows', 8)
+    # row coordinates of the visited rows; sums over rows of v^p S_k and v^p R_k
+    v = xp.linspace(-1.0, 1.0, ny, dtype=np.float32)[::stride].astype(np.float64)
+    vp = v[None, :] ** xp.arange(2 * order + 1, dtype=np.float64)[:, None]  # (p, rows')
+    sv = xp.einsum("srk,pr->skp", mom[:, :, :5], vp)  # (ns, 5, p): sum v^p S_k
+    rv = xp.einsum("srk,pr->skp", mom[:, :, 5:], vp)  # (ns, 3, p): sum v^p R_k
+    ii = np.array([[a[0] + b[0] for b in terms] for a in terms])
+    jj = np.array([[a[1] + b[1] for b in terms] for a in terms])
+    gram = sv[:, ii, jj]  # (ns, T, T)
+    rhs = rv[:, [t[0] for t in terms], [t[1] for t in terms]]  # (ns, T)
+    try:
+        coef = xp.linalg.solve(gram, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        coef = None
+    if coef is None or not bool(xp.isfinite(coef).all()):
+        bad = [s for s in range(ns) if np.linalg.matrix_rank(asnumpy(gram[s])) < len(terms)] or list(range(ns))
+        raise DataError(f"the drift polynomial of order {order} is undetermined in slices {bad}: the usable voxels do not span the image plane")
+    coef[:, 0] += c0
+    return coef
 
 
 def drift_poly(
@@ -95,76 +221,15 @@ def drift_poly(
     *,
     order: int = 1,
     exclude: Any | None = None,
-    basis: Any | None = None,
     min_voxels: int = 50,
     stride: int = 2,
 ) -> tuple[Any, Any]:
-    """Weighted 2-D polynomial drift per slice, fitted outside the heated region.
-
-    The fit uses every ``stride``-th row and column (default 2: a quarter of the voxels, which for
-    a polynomial of order <= 2 over thousands of voxels costs nothing in accuracy and saves 4x
-    the work); the drift is then evaluated on the full grid.
-
-    Parameters
-    ----------
-    dphi : array (slices, rows, cols) [rad]
-        Phase difference, finite everywhere (as :func:`fus.kernels.prf_phase` returns it: 0 where
-        not measured).
-    weight : array, same shape [1/rad^2]
-        Inverse variance of ``dphi``, 0 where not measured (from :func:`fus.kernels.prf_phase`).
-    order : {0, 1, 2}
-    exclude : array, optional
-        Nonzero where the phase must not be used (heated region); (slices, rows, cols) or (rows, cols).
-    basis : array (terms, rows, cols), optional
-        Precomputed :func:`poly_basis` (saves work per dynamic).
-    min_voxels : int
-        A slice with fewer usable voxels than this is an error (the fit would be meaningless).
-    stride : int
-        Subsampling of rows and columns for the fit (1 = every voxel).
+    """:func:`drift_poly_fit`, and the drift image it describes.
 
     Returns
     -------
     drift : array (slices, rows, cols) float32 [rad]
-    coefficients : array (slices, terms) float64, including the slice constant
+    coefficients : array (slices, terms) float64 [rad]
     """
-    xp = array_module(dphi)
-    if not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise InvalidParameterError("stride", stride, "must be an integer >= 1")
-    if dphi.ndim != 3:
-        raise InvalidParameterError("dphi", f"array of shape {tuple(dphi.shape)}", "must be (slices, rows, cols)")
-    ns, ny, nx = dphi.shape
-    b = poly_basis(ny, nx, order, xp) if basis is None else basis
-    if b.shape[1:] != (ny, nx):
-        raise InvalidParameterError("basis", f"array of shape {tuple(b.shape)}", f"must be (terms, {ny}, {nx})")
-    w = xp.asarray(weight, dtype=np.float32)
-    if w.shape != dphi.shape:
-        raise InvalidParameterError("weight", f"array of shape {tuple(w.shape)}", f"must have shape {tuple(dphi.shape)}")
-    sub = (slice(None), slice(None, None, stride), slice(None, None, stride))
-    w = w[sub]
-    if exclude is not None:
-        w = xp.where(_check(dphi, exclude, "exclude")[sub], np.float32(0), w)
-    w = w.reshape(ns, -1)
-    counts = (w > 0).sum(axis=1)
-    need = max(min_voxels, b.shape[0])
-    if bool((counts < need).any()):
-        bad = np.nonzero(asnumpy(counts) < need)[0].tolist()
-        raise InvalidParameterError(
-            "drift", f"slices {bad}", f"fewer than {need} measured voxels outside the heated region for the polynomial fit"
-        )
-    d = dphi[sub].reshape(ns, -1)
-    # slice constant: angle of the weighted complex mean (immune to wrapping)
-    c0 = xp.arctan2(xp.einsum("sp,sp->s", w, xp.sin(d)), xp.einsum("sp,sp->s", w, xp.cos(d))).astype(np.float32)
-    two_pi = np.float32(2 * np.pi)
-    resid = d - c0[:, None]
-    resid -= two_pi * xp.rint(resid / two_pi)
-    bs = b[:, ::stride, ::stride].reshape(b.shape[0], -1).astype(np.float32, copy=False)  # (terms, P')
-    # normal equations per slice: (B W B^T) c = B W r, assembled in float32, solved in float64
-    bw = w[:, None, :] * bs[None, :, :]  # (ns, terms, P')
-    gram = xp.matmul(bw, bs.T).astype(np.float64)
-    rhs = xp.matmul(bw, resid[:, :, None])[..., 0].astype(np.float64)
-    coef = xp.linalg.solve(gram, rhs[..., None])[..., 0]  # (ns, terms)
-    bf = b.reshape(b.shape[0], -1).astype(np.float32, copy=False)  # (terms, P)
-    drift = (coef.astype(np.float32) @ bf).reshape(ns, ny, nx)
-    drift += c0[:, None, None]
-    coef[:, 0] += c0.astype(np.float64)
-    return drift, coef
+    coef = drift_poly_fit(dphi, weight, order=order, exclude=exclude, min_voxels=min_voxels, stride=stride)
+    return poly_eval(coef, int(dphi.shape[1]), int(dphi.shape[2])), coef

@@ -20,7 +20,7 @@ from fus.backend import get_backend
 from fus.errors import InvalidParameterError
 from fus.kernels import prf_phase, prf_temperature_dose
 from fus.mr.baseline import Baseline, BaselineLibrary
-from fus.mr.drift import DRIFT_METHODS, drift_poly, drift_roi, poly_basis
+from fus.mr.drift import DRIFT_METHODS, drift_poly_fit, drift_roi, poly_eval
 from fus.mr.prf import ALPHA_PPM_PER_C, prf_scale
 from fus.physics.dose import LESION_DOSE, LESION_TEMPERATURE_BONE, DoseAccumulator, lesion_mask
 
@@ -97,7 +97,8 @@ class DynamicResult:
     temperature : float32 [C], body_temp + delta_t
     sigma_t : float32 [C], standard deviation of delta_t from the image noise
     mask : uint8, 1 where measured
-    drift : float32 [rad], the drift phase removed (0 for none)
+    drift_coef : float (slices, terms) [rad], the drift removed, as per-slice polynomial
+        coefficients (:func:`fus.mr.drift.poly_terms` order; one term for ``roi`` and ``none``)
     baseline_index : int, which baseline of the library was used
     """
 
@@ -107,9 +108,14 @@ class DynamicResult:
     temperature: Any
     sigma_t: Any
     mask: Any
-    drift: Any
+    drift_coef: Any
     baseline_index: int = 0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def drift(self) -> Any:
+        """The drift phase removed, as an image (slices, rows, cols) float32 [rad] (formed on request)."""
+        return poly_eval(self.drift_coef, int(self.delta_t.shape[1]), int(self.delta_t.shape[2]))
 
 
 class Thermometry:
@@ -139,9 +145,10 @@ class Thermometry:
         self.scale = prf_scale(self.b0, self.te, self.settings.alpha_ppm, self.settings.phase_sign)
         xp = get_backend().xp
         self.xp = xp
-        self._basis = poly_basis(self.shape[1], self.shape[2], self.settings.drift_order, xp) if self.settings.drift == "poly" else None
         self._exclude = None if self.settings.exclude is None else xp.asarray(self.settings.exclude, dtype=bool)
-        self._roi = None if self.settings.drift_roi is None else xp.asarray(self.settings.drift_roi, dtype=bool)
+        # the drift fit's region, as the kernels take it (uint8, in-plane or per slice), made once
+        self._use = None if self._exclude is None else xp.ascontiguousarray(~self._exclude, dtype=np.uint8)
+        self._roi = None if self.settings.drift_roi is None else xp.ascontiguousarray(xp.asarray(self.settings.drift_roi, dtype=bool), dtype=np.uint8)
         self.dose = DoseAccumulator(self.shape, t0)
         self._n = 0
         log.info("PRF thermometry: B0 %.4f T, TE %.2f ms, %.3f C/rad, drift %s", self.b0, self.te * 1e3, self.scale, self.settings.drift)
@@ -161,20 +168,19 @@ class Thermometry:
         dphi, weight, mask = prf_phase(z, base.image, noise=noise, noise_ref=base.noise, mag_min=mag_min)
         s = self.settings
         if s.drift == "roi":
-            drift = xp.broadcast_to(drift_roi(dphi, mask, self._roi), self.shape)
+            coef = drift_roi(dphi, weight, self._roi)[:, None]
         elif s.drift == "poly":
-            drift, _ = drift_poly(dphi, weight, order=s.drift_order, exclude=self._exclude, basis=self._basis)
+            coef = drift_poly_fit(dphi, weight, order=s.drift_order, use=self._use)
         else:
-            drift = xp.zeros(self.shape, np.float32)
-        drift = xp.ascontiguousarray(drift, dtype=np.float32)
+            coef = xp.zeros((self.shape[0], 1))
         acc = self.dose
         dt, first = acc.begin(time)
         dT, sT, temp = prf_temperature_dose(
-            dphi, drift, weight, mask, self.scale, body_temp=s.body_temp, dt=dt, first=first,
+            dphi, weight, mask, self.scale, drift=coef, body_temp=s.body_temp, dt=dt, first=first,
             t_prev=acc.prev, dose=acc.dose, tmax=acc.tmax,
         )
         acc.end(time)
-        res = DynamicResult(self._n, float(time), dT, temp, sT, mask, drift, bi)
+        res = DynamicResult(self._n, float(time), dT, temp, sT, mask, coef, bi)
         self._n += 1
         return res
 
