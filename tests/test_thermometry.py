@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fus.errors import InvalidParameterError
+from fus.errors import DataError, InvalidParameterError
 from fus.kernels import prf_phase
 from fus.mr.baseline import Baseline, BaselineLibrary
 from fus.mr.drift import drift_poly, drift_roi, poly_basis
@@ -72,6 +72,17 @@ def test_poly_drift_refuses_too_few_voxels(cpu_backend):
     w[1] = 0
     with pytest.raises(InvalidParameterError, match=r"slices \[1\]"):
         drift_poly(dphi, w, order=1)
+
+
+def test_poly_drift_refuses_undetermined_fit(cpu_backend, rng):
+    """Usable voxels all in one column: the slope along the rows is known, the one along the
+    columns is not (a singular system is an error, never a silent garbage plane)."""
+    dphi = rng.normal(0, 0.1, SHAPE).astype(np.float32)
+    w = np.zeros(SHAPE, np.float32)
+    w[:, :, 7] = 1.0
+    drift_poly(dphi, w, order=0, min_voxels=5, stride=1)  # a constant is determined
+    with pytest.raises(DataError, match=r"undetermined in slices \[0, 1, 2\]"):
+        drift_poly(dphi, w, order=1, min_voxels=5, stride=1)
 
 
 def test_roi_drift_is_complex_mean(cpu_backend, rng):

@@ -11,8 +11,9 @@ dynamic against its baseline, and returning the drift phase to subtract:
   first removed as a complex mean, so the fit sees a small, unwrapped residual. Weights are
   ``1 / sigma_phi^2`` (inverse variance). The normal equations are assembled from per-row sums
   computed by the PRF kernels (:func:`fus.kernels.prf_row_poly_sums`: one pass over the data, no
-  basis images) and solved per slice with the array module's linear algebra
-  (``xp.linalg.solve``, batched, float64).
+  basis images); the few kB of sums come back to the host, where the normal equations are
+  assembled and solved per slice in float64 with numpy's linear algebra (``np.linalg.solve``,
+  batched), so both backends solve the same system the same way.
 
 Both return per-slice polynomial coefficients, which :func:`fus.kernels.prf_temperature_dose`
 evaluates voxel by voxel; :func:`poly_eval` forms the drift image when one is wanted.
@@ -90,10 +91,6 @@ def _region(dphi: Any, region: Any, name: str) -> Any:
     return r
 
 
-def _empty_slices(xp: Any, bad: Any) -> list[int]:
-    return np.nonzero(asnumpy(bad))[0].tolist()
-
-
 def drift_roi(dphi: Any, mask: Any, roi: Any) -> Any:
     """Per-slice drift = mean complex phase over ``roi`` and the measured voxels [rad], (slices,).
 
@@ -122,7 +119,7 @@ def drift_roi(dphi: Any, mask: Any, roi: Any) -> Any:
     sums = prf_row_phase_sums(dphi, w, r, unit_weight=True).sum(axis=1)
     empty = sums[:, 2] == 0
     if bool(empty.any()):
-        raise InvalidParameterError("drift_roi", f"slices {_empty_slices(xp, empty)}", "the reference region has no measured voxel there")
+        raise InvalidParameterError("drift_roi", f"slices {np.nonzero(asnumpy(empty))[0].tolist()}", "the reference region has no measured voxel there")
     return xp.arctan2(sums[:, 1], sums[:, 0])
 
 
@@ -186,33 +183,39 @@ def drift_poly_fit(
         use = xp.ones((ny, nx), np.uint8) if exclude is None else _region(dphi, exclude, "exclude") == 0
     else:
         use = _region(dphi, use, "use")
-    first = prf_row_phase_sums(dphi, weight, use, stride=stride).sum(axis=1)  # (ns, 3)
+    # the per-row sums come back to the host (a few kB); the normal equations are assembled and
+    # solved there in float64, the same on both backends
+    first = asnumpy(prf_row_phase_sums(dphi, weight, use, stride=stride).sum(axis=1))  # (ns, 3)
     need = max(int(min_voxels), len(terms))
     few = first[:, 2] < need
-    if bool(few.any()):
+    if few.any():
         raise InvalidParameterError(
-            "drift", f"slices {_empty_slices(xp, few)}", f"fewer than {need} measured voxels outside the heated region for the polynomial fit"
+            "drift", f"slices {np.nonzero(few)[0].tolist()}", f"fewer than {need} measured voxels outside the heated region for the polynomial fit"
         )
-    c0 = xp.arctan2(first[:, 1], first[:, 0])
-    mom = prf_row_poly_sums(dphi, weight, use, c0.astype(np.float32), stride=stride)  # (ns, rows', 8)
+    c0 = np.arctan2(first[:, 1], first[:, 0])
+    mom = asnumpy(prf_row_poly_sums(dphi, weight, use, c0.astype(np.float32), stride=stride))  # (ns, rows', 8)
     # row coordinates of the visited rows; sums over rows of v^p S_k and v^p R_k
-    v = xp.linspace(-1.0, 1.0, ny, dtype=np.float32)[::stride].astype(np.float64)
-    vp = v[None, :] ** xp.arange(2 * order + 1, dtype=np.float64)[:, None]  # (p, rows')
-    sv = xp.einsum("srk,pr->skp", mom[:, :, :5], vp)  # (ns, 5, p): sum v^p S_k
-    rv = xp.einsum("srk,pr->skp", mom[:, :, 5:], vp)  # (ns, 3, p): sum v^p R_k
+    v = np.linspace(-1.0, 1.0, ny)[::stride]
+    vp = v[None, :] ** np.arange(2 * order + 1)[:, None]  # (p, rows')
+    sv = np.einsum("srk,pr->skp", mom[:, :, :5], vp)  # (ns, 5, p): sum v^p S_k
+    rv = np.einsum("srk,pr->skp", mom[:, :, 5:], vp)  # (ns, 3, p): sum v^p R_k
     ii = np.array([[a[0] + b[0] for b in terms] for a in terms])
     jj = np.array([[a[1] + b[1] for b in terms] for a in terms])
     gram = sv[:, ii, jj]  # (ns, T, T)
     rhs = rv[:, [t[0] for t in terms], [t[1] for t in terms]]  # (ns, T)
-    try:
-        coef = xp.linalg.solve(gram, rhs[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        coef = None
-    if coef is None or not bool(xp.isfinite(coef).all()):
-        bad = [s for s in range(ns) if np.linalg.matrix_rank(asnumpy(gram[s])) < len(terms)] or list(range(ns))
-        raise DataError(f"the drift polynomial of order {order} is undetermined in slices {bad}: the usable voxels do not span the image plane")
+    # a slice whose usable voxels do not span the plane (e.g. all in one row) has a singular system
+    scale = np.sqrt(np.einsum("stt->st", gram))
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(gram / scale[:, :, None] / scale[:, None, :])
+    bad = ~(cond < 1e8)
+    if bad.any():
+        raise DataError(
+            f"the drift polynomial of order {order} is undetermined in slices {np.nonzero(bad)[0].tolist()}: "
+            "the usable voxels do not span the image plane"
+        )
+    coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
     coef[:, 0] += c0
-    return coef
+    return xp.asarray(coef)
 
 
 def drift_poly(
