@@ -1530,8 +1530,13 @@ def read_file(
                 logger.debug("skipping %s: not an MR image (SOP class %r, modality %r)", path, sop_class, modality)
                 return None, [], None, None
         else:
-            # the DICM prefix promised a data set, but nothing readable came out of it
-            raise DicomError("DICOM file is empty or truncated inside its header", path=path)
+            # the DICM prefix promised a data set, but nothing that names it came out of it: it
+            # cannot be attributed to a series, so it is an error rather than a skipped file
+            raise DicomError(
+                "DICOM file is empty, truncated inside its header, or names neither its SOPClassUID, "
+                "Modality nor SeriesInstanceUID",
+                path=path,
+            )
     enhanced = _MR_SOP_CLASSES.get(sop_class, False)
     if not series_uid:
         raise DicomError(
