@@ -25,8 +25,9 @@
 // from 6 coefficients per slice (fus.mr.drift.poly_basis order; zeros for lower orders), so no
 // drift image is ever written or read; T = body_temp + dT; unless `first`, dose += the CEM43 of
 // T linear from t_prev to T over dt_min (cem43_step, dose.cuh); on the first dynamic a voxel
-// with NaN T gets a NaN dose (never measured: unknown, not 0); then t_prev = T and
-// tmax = fmax(tmax, T) (NaN maps leave tmax unchanged).
+// with NaN T gets a NaN dose (never measured: unknown, not 0); tmax = fmax(tmax, T) (NaN maps
+// leave tmax unchanged). t_prev is only read: the caller keeps the new T (output temp) as the
+// next dynamic's t_prev, so the state is not written twice.
 //
 // prf_row_phase_sums, prf_row_poly_sums: the sums the drift estimates need, one work item per
 // visited image row (see "Drift-fit sums" below); numpy/cupy add the rows up and solve.
@@ -96,22 +97,20 @@ FUS_HD void prf_temperature_dose_voxel(float dphi, float drift, float weight, un
 FUS_GLOBAL void prf_temperature_dose(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT weight,
                                      const unsigned char* FUS_RESTRICT mask,
                                      const float* FUS_RESTRICT coef, float du, float dv, float scale,
-                                     float body_temp, float dt_min, fus_i32 first, fus_i32 ny,
-                                     fus_i32 nx, fus_i32 n, float* FUS_RESTRICT dT,
+                                     float body_temp, float dt_min, fus_i32 first, fus_i32 ns,
+                                     fus_i32 ny, fus_i32 nx, fus_i32 n, float* FUS_RESTRICT dT,
                                      float* FUS_RESTRICT sigma_T, float* FUS_RESTRICT temp,
-                                     float* FUS_RESTRICT t_prev, double* FUS_RESTRICT dose,
+                                     const float* FUS_RESTRICT t_prev, double* FUS_RESTRICT dose,
                                      float* FUS_RESTRICT tmax) {
     FUS_FOR_EACH(i, n) {
         const fus_i32 row = i / nx, x = i - row * nx;
         const fus_i32 s = row / ny, y = row - s * ny;
-        float a, b, c, t;
+        float a, b, c;
         prf_drift_row(coef + 6 * s, fmaf((float)y, dv, -1.0f), &a, &b, &c);
         const float u = fmaf((float)x, du, -1.0f);
         prf_temperature_dose_voxel(dphi[i], fmaf(u, fmaf(c, u, b), a), weight[i], mask[i], scale,
                                    body_temp, dt_min, first, t_prev[i], dose[i], tmax[i], &dT[i],
-                                   &sigma_T[i], &t, &dose[i], &tmax[i]);
-        temp[i] = t;
-        t_prev[i] = t;
+                                   &sigma_T[i], &temp[i], &dose[i], &tmax[i]);
     }
 }
 
@@ -140,12 +139,14 @@ FUS_HOST_API void prf_temperature_dose(const float* FUS_RESTRICT dphi,
                                        const unsigned char* FUS_RESTRICT mask,
                                        const float* FUS_RESTRICT coef, float du, float dv,
                                        float scale, float body_temp, float dt_min, fus_i32 first,
-                                       fus_i32 ny, fus_i32 nx, fus_i32 n, float* FUS_RESTRICT dT,
+                                       fus_i32 ns, fus_i32 ny, fus_i32 nx, fus_i32 n,
+                                       float* FUS_RESTRICT dT,
                                        float* FUS_RESTRICT sigma_T, float* FUS_RESTRICT temp,
-                                       float* FUS_RESTRICT t_prev, double* FUS_RESTRICT dose,
-                                       float* FUS_RESTRICT tmax) {
-    // rows in parallel, the columns of a row in SIMD lanes (the drift is a quadratic along a row)
-    FUS_FOR_EACH(row, n / nx) {
+                                       const float* FUS_RESTRICT t_prev,
+                                       double* FUS_RESTRICT dose, float* FUS_RESTRICT tmax) {
+    // rows in parallel, the columns of a row in SIMD lanes (the drift is a quadratic along a row);
+    // n = ns * ny * nx (checked by the launch table)
+    FUS_FOR_EACH(row, ns * ny) {
         const fus_i32 s = row / ny, y = row - s * ny;
         const size_t o = (size_t)row * (size_t)nx;
         float a, b, c;
@@ -161,7 +162,6 @@ FUS_HOST_API void prf_temperature_dose(const float* FUS_RESTRICT dphi,
             dT[i] = t0;
             sigma_T[i] = t1;
             temp[i] = t2;
-            t_prev[i] = t2;
             dose[i] = dd;
             tmax[i] = mx;
         }
@@ -198,7 +198,8 @@ FUS_HOST_API void prf_temperature(const float* FUS_RESTRICT dphi, const float* F
 
 // ---------------------------------------------------------------------------------------------
 // Drift-fit sums. The image is ns slices of ny x nx voxels; a fit visits the rows y = 0, stride,
-// 2 stride, ... of every slice (nr = ceil(ny / stride) per slice, n_rows = ns * nr work items),
+// 2 stride, ... of every slice (nr = ceil(ny / stride) per slice, n_rows = ns * nr work items,
+// checked by the launch table together with stride >= 1, ny >= 1, nx >= 1),
 // every column of each (contiguous loads, so the CPU loop vectorises; a strided column walk
 // does not). A work item sums its own row only, so the result does not depend on the thread
 // count or the device, and numpy/cupy add the rows up (in float64) and solve. A voxel is used
@@ -283,8 +284,8 @@ FUS_HD void prf_row_poly_sums_row(const float* dphi, const float* weight, const 
 
 PRF_SUMS_API void prf_row_phase_sums(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT weight,
                                      const unsigned char* FUS_RESTRICT use, fus_i32 use_per_slice,
-                                     fus_i32 unit_weight, fus_i32 stride, fus_i32 ny, fus_i32 nx,
-                                     fus_i32 n_rows, double* FUS_RESTRICT out) {
+                                     fus_i32 unit_weight, fus_i32 stride, fus_i32 ns, fus_i32 ny,
+                                     fus_i32 nx, fus_i32 n_rows, double* FUS_RESTRICT out) {
     FUS_FOR_EACH(r, n_rows) {
         size_t at, at_use;
         prf_fit_row(r, stride, use_per_slice, ny, nx, &at, &at_use);
@@ -296,7 +297,7 @@ PRF_SUMS_API void prf_row_phase_sums(const float* FUS_RESTRICT dphi, const float
 PRF_SUMS_API void prf_row_poly_sums(const float* FUS_RESTRICT dphi, const float* FUS_RESTRICT weight,
                                     const unsigned char* FUS_RESTRICT use, fus_i32 use_per_slice,
                                     const float* FUS_RESTRICT c0, float du, fus_i32 stride,
-                                    fus_i32 ny, fus_i32 nx, fus_i32 n_rows,
+                                    fus_i32 ns, fus_i32 ny, fus_i32 nx, fus_i32 n_rows,
                                     double* FUS_RESTRICT out) {
     FUS_FOR_EACH(r, n_rows) {
         size_t at, at_use;

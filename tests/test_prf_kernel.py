@@ -167,7 +167,7 @@ def test_fused_temperature_dose_matches_separate_steps(cpu_backend, rng):
     assert np.isnan(dT[~ok]).all() and np.isnan(sT[~ok]).all()
     np.testing.assert_allclose(sT[ok], abs(scale) / np.sqrt(weight[ok].astype(np.float64)), rtol=1e-6)
     np.testing.assert_array_equal(temp, np.float32(37.0) + dT)
-    np.testing.assert_array_equal(tp, temp)
+    np.testing.assert_array_equal(tp, t_prev)  # only read: the caller keeps temp as the next t_prev
     np.testing.assert_allclose(dose[ok], dose0[ok] + quad_step(t_prev[ok], temp[ok], 4.0), rtol=1e-6)
     assert np.isnan(dose[~ok]).all()
     np.testing.assert_array_equal(tmax, np.where(ok, np.fmax(tmax0, temp), tmax0))
@@ -185,7 +185,7 @@ def test_fused_temperature_dose_matches_separate_steps(cpu_backend, rng):
     _, _, temp2 = prf_temperature_dose(dphi, weight, mask, scale, drift=coef, body_temp=37.0, dt=0.0, first=True,
                                        t_prev=tp2, dose=dose2, tmax=tmax2)
     assert (dose2[ok] == 0).all() and np.isnan(dose2[~ok]).all()
-    np.testing.assert_array_equal(tp2, temp2)
+    np.testing.assert_array_equal(tmax2[ok], temp2[ok])
     for bad in (np.zeros((2, 3)), np.zeros((3, 4)), np.full((3, 3), np.nan)):
         with pytest.raises(InvalidParameterError) as info:
             prf_temperature_dose(dphi, weight, mask, scale, drift=bad, body_temp=37.0, dt=1.0, first=False,
@@ -269,3 +269,31 @@ def test_gpu_fit_sums_and_fused_match_cpu(cuda_backend, rng):
         c = run()
     for a, b in zip(g, c):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-4, equal_nan=True)
+
+
+def test_launch_table_refuses_inconsistent_fit_geometry(cpu_backend):
+    """Scalars that would make the kernels read past a buffer or divide by zero are refused
+    before the launch (BackendError), whatever the arrays hold."""
+    from fus.errors import BackendError
+
+    d = np.zeros((1, 4, 5), np.float32)
+    use = np.ones((4, 5), np.uint8)
+    i32 = np.int32
+    for stride, ns, ny, n_rows in [(2, 1, 4, 3), (0, 1, 4, 4), (1, 1, 0, 4), (2, 2, 4, 4)]:
+        with pytest.raises(BackendError):
+            cpu_backend.launch("prf_row_phase_sums", d, d, use, i32(0), i32(0), i32(stride), i32(ns), i32(ny), i32(5), i32(n_rows), np.zeros(3 * n_rows))
+    z = np.zeros(21, np.float32)
+    with pytest.raises(BackendError):  # 21 voxels are not 1 x 4 x 5
+        cpu_backend.launch("prf_temperature_dose", z, z, z.astype(np.uint8), np.zeros(6, np.float32), np.float32(0), np.float32(0),
+                           np.float32(1), np.float32(37), np.float32(1), i32(0), i32(1), i32(4), i32(5), i32(21),
+                           z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(21), z.copy())
+
+
+def test_fused_kernel_accepts_an_empty_volume(cpu_backend):
+    from fus.kernels import prf_temperature_dose
+
+    shape = (2, 0, 5)
+    e = np.zeros(shape, np.float32)
+    dT, sT, temp = prf_temperature_dose(e, e, e.astype(np.uint8), -8.0, drift=np.zeros((2, 3)), body_temp=37.0, dt=1.0,
+                                        first=True, t_prev=e.copy(), dose=np.zeros(shape), tmax=e.copy())
+    assert dT.shape == shape and temp.size == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+import fus
 import pytest
 
 from fus.errors import DataError, InvalidParameterError
@@ -64,6 +66,61 @@ def test_poly_drift_recovered_outside_heated_region(cpu_backend, rng, order):
     assert np.abs(_wrap(drift - truth)).max() < 2e-4
     np.testing.assert_allclose(_wrap(got[:, 0] - coef[:, 0]), 0, atol=2e-4)
     np.testing.assert_allclose(got[:, 1:], coef[:, 1:], atol=2e-4)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+@pytest.mark.parametrize("stride", [1, 3])
+def test_poly_drift_fit_equals_weighted_least_squares(cpu_backend, rng, order, stride):
+    """Noisy phase with random inverse-variance weights and a per-slice (3-D) exclusion: the
+    coefficients equal float64 weighted least squares (numpy lstsq) on the same voxels."""
+    from fus.mr.drift import drift_poly_fit, poly_terms
+
+    ns, ny, nx = SHAPE
+    v, u = np.meshgrid(np.linspace(-1, 1, ny), np.linspace(-1, 1, nx), indexing="ij")
+    terms = poly_terms(order)
+    basis = np.stack([u**i * v**j for i, j in terms])
+    coef = rng.uniform(-0.6, 0.6, (ns, len(terms)))
+    dphi = (np.tensordot(coef, basis, axes=(1, 0)) + rng.normal(0, 0.2, SHAPE)).astype(np.float32)
+    weight = rng.uniform(0.2, 5.0, SHAPE).astype(np.float32)
+    weight[rng.uniform(size=SHAPE) < 0.1] = 0
+    exclude = rng.uniform(size=SHAPE) < 0.3
+    got = drift_poly_fit(dphi, weight, order=order, exclude=exclude, stride=stride)
+    for s in range(ns):
+        rows = np.zeros((ny, nx), bool)
+        rows[::stride] = True
+        use = rows & ~exclude[s] & (weight[s] > 0)
+        sw = np.sqrt(weight[s][use].astype(np.float64))
+        ref = np.linalg.lstsq(basis[:, use].T * sw[:, None], dphi[s][use] * sw, rcond=None)[0]
+        np.testing.assert_allclose(got[s], ref, atol=2e-6)
+
+
+def test_poly_drift_refuses_non_finite_and_clamps_stride(cpu_backend, rng):
+    from fus.mr.drift import drift_poly_fit
+
+    dphi = rng.normal(0, 0.1, SHAPE).astype(np.float32)
+    w = np.ones(SHAPE, np.float32)
+    # a stride past the last row fits row 0 only: a constant, never a crash
+    c = drift_poly_fit(dphi, w, order=0, stride=2**31 - 1, min_voxels=5)
+    np.testing.assert_allclose(c[:, 0], dphi[:, 0].astype(np.float64).mean(-1), atol=1e-6)  # least squares on row 0
+    for arr in (dphi, w):
+        bad = arr.copy()
+        bad[1, 10, 10] = np.inf
+        with pytest.raises(InvalidParameterError, match=r"slices \[1\]"):
+            drift_poly_fit(bad if arr is dphi else dphi, bad if arr is w else w, order=1)
+
+
+def test_stream_recovers_known_heating_with_roi_drift(cpu_backend, rng):
+    """A spatially constant drift per dynamic, removed by the reference-ROI method."""
+    images, truth, b0, te = _series(rng, 5, drift=False)
+    images = [(z * np.exp(1j * 0.7 * k)).astype(np.complex64) for k, z in enumerate(images)]  # wraps by dynamic 5
+    roi = np.zeros(SHAPE[1:], bool)
+    roi[2:15, 2:20] = True
+    th = Thermometry(Baseline(images[0], noise=1.0), b0, te, ThermometrySettings(drift="roi", drift_roi=roi))
+    for k, z in enumerate(images[1:], start=1):
+        r = th.process(z, 5.0 * k, noise=1.0)
+        assert np.nanmax(np.abs(r.delta_t - truth[k])) < 2e-3
+        np.testing.assert_allclose(np.angle(np.exp(1j * (r.drift_coef[:, 0] - 0.7 * k))), 0, atol=1e-5)
+        assert r.drift.shape == SHAPE
 
 
 def test_poly_drift_refuses_too_few_voxels(cpu_backend):
@@ -191,3 +248,24 @@ def test_prf_phase_contract_zero_where_unmeasured(cpu_backend):
     z = np.array([1 + 1j, 0, np.nan], np.complex64)
     dphi, w, m = prf_phase(z, np.ones(3, np.complex64), noise=0.1)
     assert list(m) == [1, 0, 0] and dphi[1] == 0 and dphi[2] == 0 and w[1] == 0 and w[2] == 0
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("drift", ["poly", "roi"])
+def test_gpu_stream_matches_cpu(cuda_backend, rng, drift):
+    """Thermometry.process on CuPy (fit sums, host solve, fused kernel) equals the CPU run."""
+    images, _, b0, te = _series(rng, 4, noise=0.5)
+    exclude = np.zeros(SHAPE[1:], bool)
+    exclude[20:40, 25:45] = True
+    settings = dict(drift=drift, exclude=exclude, drift_roi=~exclude)
+
+    def run():
+        th = Thermometry(Baseline(images[0], noise=0.5), b0, te, ThermometrySettings(**settings))
+        out = [th.process(z, 5.0 * k, noise=0.5) for k, z in enumerate(images[1:], start=1)]
+        return [fus.asnumpy(a) for a in (out[-1].delta_t, out[-1].sigma_t, out[-1].drift_coef, th.dose.dose)]
+
+    g = run()
+    with fus.use("cpu"):
+        c = run()
+    for a, b in zip(g, c):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, equal_nan=True)

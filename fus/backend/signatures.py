@@ -88,18 +88,30 @@ def _n(name: str, factor: int = 1) -> Callable[[Mapping[str, Any]], int]:
     return lambda s: factor * int(s[name])
 
 
-# Drift-fit sums (prf_row_*_sums): n_rows = slices * ceil(ny / stride) row items.
-def _fit_slices(s: Mapping[str, Any]) -> int:
-    per_slice = max(1, -(-int(s["ny"]) // max(1, int(s["stride"]))))
-    return int(s["n_rows"]) // per_slice
+# Drift-fit sums (prf_row_*_sums): ns slices of ny x nx voxels, n_rows = ns * ceil(ny / stride)
+# row items. An inconsistent set of scalars (which would make the kernel read out of bounds or
+# divide by zero) needs -1 elements, so no array passes the check.
+def _fit_ok(s: Mapping[str, Any]) -> bool:
+    ns, ny, nx, st, rows = (int(s[k]) for k in ("ns", "ny", "nx", "stride", "n_rows"))
+    return ns >= 0 and ny >= 1 and nx >= 1 and st >= 1 and rows == ns * -(-ny // st)
 
 
 def _fit_volume(s: Mapping[str, Any]) -> int:
-    return _fit_slices(s) * int(s["ny"]) * int(s["nx"])
+    return int(s["ns"]) * int(s["ny"]) * int(s["nx"]) if _fit_ok(s) else -1
 
 
 def _fit_use(s: Mapping[str, Any]) -> int:
-    return (_fit_slices(s) if int(s["use_per_slice"]) else 1) * int(s["ny"]) * int(s["nx"])
+    return (int(s["ns"]) if int(s["use_per_slice"]) else 1) * int(s["ny"]) * int(s["nx"]) if _fit_ok(s) else -1
+
+
+def _fit_slices(s: Mapping[str, Any]) -> int:
+    return int(s["ns"]) if _fit_ok(s) else -1
+
+
+def _volume(s: Mapping[str, Any]) -> int:
+    """Elements of an (ns, ny, nx) volume whose count n must equal ns * ny * nx (else -1)."""
+    n = int(s["ns"]) * int(s["ny"]) * int(s["nx"])
+    return n if n == int(s["n"]) and min(int(s["ns"]), int(s["ny"]), int(s["nx"])) >= 0 else -1
 
 
 _FIT_HEAD = (
@@ -108,7 +120,7 @@ _FIT_HEAD = (
     Arg("use", "uint8", _fit_use),
     Arg("use_per_slice", "int32"),
 )
-_FIT_TAIL = (Arg("stride", "int32"), Arg("ny", "int32"), Arg("nx", "int32"), Arg("n_rows", "int32"))
+_FIT_TAIL = (Arg("stride", "int32"), Arg("ns", "int32"), Arg("ny", "int32"), Arg("nx", "int32"), Arg("n_rows", "int32"))
 
 
 KERNELS: dict[str, KernelSignature] = {
@@ -199,25 +211,26 @@ KERNELS: dict[str, KernelSignature] = {
             name="prf_temperature_dose",
             source="prf.cu",
             args=(
-                Arg("dphi", "float32", _n("n")),
-                Arg("weight", "float32", _n("n")),
-                Arg("mask", "uint8", _n("n")),
-                Arg("coef", "float32", lambda s: 6 * (int(s["n"]) // max(1, int(s["ny"]) * int(s["nx"])))),
+                Arg("dphi", "float32", _volume),
+                Arg("weight", "float32", _volume),
+                Arg("mask", "uint8", _volume),
+                Arg("coef", "float32", lambda s: 6 * int(s["ns"]) if _volume(s) >= 0 else -1),
                 Arg("du", "float32"),
                 Arg("dv", "float32"),
                 Arg("scale", "float32"),
                 Arg("body_temp", "float32"),
                 Arg("dt_min", "float32"),
                 Arg("first", "int32"),
+                Arg("ns", "int32"),
                 Arg("ny", "int32"),
                 Arg("nx", "int32"),
                 Arg("n", "int32"),
-                Arg("dT", "float32", _n("n"), output=True),
-                Arg("sigma_T", "float32", _n("n"), output=True),
-                Arg("temp", "float32", _n("n"), output=True),
-                Arg("t_prev", "float32", _n("n"), output=True),
-                Arg("dose", "float64", _n("n"), output=True),
-                Arg("tmax", "float32", _n("n"), output=True),
+                Arg("dT", "float32", _volume, output=True),
+                Arg("sigma_T", "float32", _volume, output=True),
+                Arg("temp", "float32", _volume, output=True),
+                Arg("t_prev", "float32", _volume),
+                Arg("dose", "float64", _volume, output=True),
+                Arg("tmax", "float32", _volume, output=True),
             ),
             elements="n",
         ),

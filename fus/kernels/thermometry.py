@@ -132,11 +132,12 @@ def _temperature_inputs(backend: Any, dphi: Any, drift: Any, weight: Any, mask: 
     return d, dr, sp, m, sc, n
 
 
-def _state(name: str, arr: Any, xp: Any, dtype: Any, shape: tuple[int, ...]) -> Any:
+def _state(name: str, arr: Any, xp: Any, dtype: Any, shape: tuple[int, ...], writeable: bool = True) -> Any:
     if not isinstance(arr, xp.ndarray):
-        raise InvalidParameterError(name, type(arr).__name__, f"must be a {xp.__name__} array (state updated in place)")
-    if arr.dtype != np.dtype(dtype) or not arr.flags.c_contiguous or not arr.flags.writeable:
-        raise InvalidParameterError(name, f"array of dtype {arr.dtype}", f"must be a writeable, C-contiguous {np.dtype(dtype)} array")
+        raise InvalidParameterError(name, type(arr).__name__, f"must be a {xp.__name__} array (the kernel's state)")
+    if arr.dtype != np.dtype(dtype) or not arr.flags.c_contiguous or (writeable and not arr.flags.writeable):
+        need = "writeable, C-contiguous" if writeable else "C-contiguous"
+        raise InvalidParameterError(name, f"array of dtype {arr.dtype}", f"must be a {need} {np.dtype(dtype)} array")
     _same_shape(name, arr, shape)
     return arr
 
@@ -193,7 +194,8 @@ def prf_temperature_dose(
 
     ``T = body_temp + dT``; unless ``first``, ``dose`` gains the CEM43 of a temperature linear
     from ``t_prev`` to ``T`` over ``dt`` (the dose kernel's exact integral); on the first dynamic
-    a voxel with NaN ``T`` gets a NaN dose. Then ``t_prev = T`` and ``tmax = fmax(tmax, T)``.
+    a voxel with NaN ``T`` gets a NaN dose. Then ``tmax = fmax(tmax, T)``. ``t_prev`` is only
+    read: the returned ``temperature`` is the next call's ``t_prev`` (the state is not copied).
 
     Parameters
     ----------
@@ -210,7 +212,9 @@ def prf_temperature_dose(
         Time since the previous dynamic [s], >= 0 (ignored when ``first``).
     first : bool
         This is the first dynamic of the stream.
-    t_prev, tmax : float32 arrays, dose : float64 array
+    t_prev : float32 array
+        Temperature of the previous dynamic [C] (read only; any values when ``first``).
+    dose : float64 array, tmax : float32 array
         State of the active backend, same shape as ``dphi``, updated in place.
 
     Returns
@@ -224,7 +228,7 @@ def prf_temperature_dose(
     ns, ny, nx = (int(v) for v in d.shape)
     coef = _coefficients(backend, drift, ns)
     xp = backend.xp
-    tp = _state("t_prev", t_prev, xp, np.float32, d.shape)
+    tp = _state("t_prev", t_prev, xp, np.float32, d.shape, writeable=False)
     ds = _state("dose", dose, xp, np.float64, d.shape)
     tx = _state("tmax", tmax, xp, np.float32, d.shape)
     bt = finite_scalar("body_temp", body_temp)
@@ -234,7 +238,7 @@ def prf_temperature_dose(
     temp = xp.empty(d.shape, np.float32)
     backend.launch(
         "prf_temperature_dose", d, sp, m, coef, np.float32(_step(nx)), np.float32(_step(ny)), np.float32(sc),
-        np.float32(bt), np.float32(step / 60.0), np.int32(1 if first else 0), np.int32(ny), np.int32(nx), np.int32(n),
+        np.float32(bt), np.float32(step / 60.0), np.int32(1 if first else 0), np.int32(ns), np.int32(ny), np.int32(nx), np.int32(n),
         dT, sT, temp, tp, ds, tx,
     )
     return dT, sT, temp
@@ -261,10 +265,11 @@ def _fit_inputs(backend: Any, dphi: Any, weight: Any, use: Any, stride: int) -> 
         raise InvalidParameterError("use", f"array of shape {tuple(u.shape)}", f"must have shape {tuple(d.shape)} or {tuple(d.shape[1:])}")
     if not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1:
         raise InvalidParameterError("stride", stride, "must be an integer >= 1")
-    ns, ny, _ = d.shape
-    n_rows = count("dphi", int(ns) * -(-int(ny) // int(stride)))
+    ns, ny, _ = (int(v) for v in d.shape)
+    st = max(1, min(int(stride), ny))  # a stride past the last row visits row 0 only, as ny does
+    n_rows = count("dphi", ns * -(-ny // st))
     count("dphi", int(d.size))
-    return d, w, u, per_slice, int(stride), n_rows
+    return d, w, u, per_slice, st, n_rows
 
 
 def prf_row_phase_sums(dphi: Any, weight: Any, use: Any, *, stride: int = 1, unit_weight: bool = False) -> Any:
@@ -295,7 +300,7 @@ def prf_row_phase_sums(dphi: Any, weight: Any, use: Any, *, stride: int = 1, uni
     ns, ny, nx = (int(v) for v in d.shape)
     backend.launch(
         "prf_row_phase_sums", d, w, u, np.int32(per_slice), np.int32(1 if unit_weight else 0), np.int32(st),
-        np.int32(ny), np.int32(nx), np.int32(n_rows), out,
+        np.int32(ns), np.int32(ny), np.int32(nx), np.int32(n_rows), out,
     )
     return out.reshape(ns, -1, 3)
 
@@ -327,6 +332,6 @@ def prf_row_poly_sums(dphi: Any, weight: Any, use: Any, c0: Any, *, stride: int 
     out = backend.xp.empty(n_rows * 8, np.float64)
     backend.launch(
         "prf_row_poly_sums", d, w, u, np.int32(per_slice), c, np.float32(_step(nx)), np.int32(st),
-        np.int32(ny), np.int32(nx), np.int32(n_rows), out,
+        np.int32(ns), np.int32(ny), np.int32(nx), np.int32(n_rows), out,
     )
     return out.reshape(ns, -1, 8)

@@ -123,6 +123,15 @@ def drift_roi(dphi: Any, mask: Any, roi: Any) -> Any:
     return xp.arctan2(sums[:, 1], sums[:, 0])
 
 
+def _finite(sums: np.ndarray, what: str) -> None:
+    """Refuse non-finite fit sums (an infinite phase or weight among the used voxels)."""
+    bad = ~np.isfinite(sums).reshape(sums.shape[0], -1).all(axis=1)
+    if bad.any():
+        raise InvalidParameterError(
+            "dphi/weight", f"slices {np.nonzero(bad)[0].tolist()}", f"{what} are not finite: an infinite phase or weight is among the used voxels"
+        )
+
+
 def drift_poly_fit(
     dphi: Any,
     weight: Any,
@@ -185,15 +194,18 @@ def drift_poly_fit(
         use = _region(dphi, use, "use")
     # the per-row sums come back to the host (a few kB); the normal equations are assembled and
     # solved there in float64, the same on both backends
+    stride = max(1, min(int(stride), ny))
     first = asnumpy(prf_row_phase_sums(dphi, weight, use, stride=stride).sum(axis=1))  # (ns, 3)
+    _finite(first, "the phase sums")
     need = max(int(min_voxels), len(terms))
     few = first[:, 2] < need
     if few.any():
         raise InvalidParameterError(
             "drift", f"slices {np.nonzero(few)[0].tolist()}", f"fewer than {need} measured voxels outside the heated region for the polynomial fit"
         )
-    c0 = np.arctan2(first[:, 1], first[:, 0])
-    mom = asnumpy(prf_row_poly_sums(dphi, weight, use, c0.astype(np.float32), stride=stride))  # (ns, rows', 8)
+    c0 = np.arctan2(first[:, 1], first[:, 0]).astype(np.float32)  # the kernel subtracts exactly this
+    mom = asnumpy(prf_row_poly_sums(dphi, weight, use, c0, stride=stride))  # (ns, rows', 8)
+    _finite(mom, "the fit moments")
     # row coordinates of the visited rows; sums over rows of v^p S_k and v^p R_k
     v = np.linspace(-1.0, 1.0, ny)[::stride]
     vp = v[None, :] ** np.arange(2 * order + 1)[:, None]  # (p, rows')
@@ -211,10 +223,10 @@ def drift_poly_fit(
     if bad.any():
         raise DataError(
             f"the drift polynomial of order {order} is undetermined in slices {np.nonzero(bad)[0].tolist()}: "
-            "the usable voxels do not span the image plane"
+            f"the usable voxels of the fitted rows (every {stride}) do not span the image plane"
         )
     coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
-    coef[:, 0] += c0
+    coef[:, 0] += c0.astype(np.float64)
     return xp.asarray(coef)
 
 

@@ -179,7 +179,9 @@ class Thermometry:
             dphi, weight, mask, self.scale, drift=coef, body_temp=s.body_temp, dt=dt, first=first,
             t_prev=acc.prev, dose=acc.dose, tmax=acc.tmax,
         )
-        acc.end(time)
+        acc.end(time, prev=temp)  # the new map is the next ramp's start: kept, not copied
+        if isinstance(temp, np.ndarray):
+            temp.flags.writeable = False  # shared with the dose state
         res = DynamicResult(self._n, float(time), dT, temp, sT, mask, coef, bi)
         self._n += 1
         return res

@@ -81,9 +81,8 @@ class DoseAccumulator:
             self.dose[xp.isnan(temp)] = np.nan  # never measured: the dose is unknown, not 0
         else:
             cem43(self.dose, self._prev, temp, dt)
-        self._prev[...] = temp
         xp.fmax(self.tmax, temp, out=self.tmax)
-        self.end(time)
+        self.end(time, prev=xp.array(temp, dtype=np.float32, copy=True))
         return self.dose
 
     def begin(self, time: float) -> tuple[float, bool]:
@@ -103,15 +102,17 @@ class DoseAccumulator:
         if self._prev is None:
             if t < self._time:
                 raise InvalidParameterError("time", time, f"is before the start time {self._time} s")
-            self._prev = get_backend().xp.empty(self.dose.shape, dtype=np.float32)
+            self._prev = get_backend().xp.full(self.dose.shape, np.nan, dtype=np.float32)  # read, not used
             return 0.0, True
         if t <= self._time:
             raise InvalidParameterError("time", time, f"must be after the previous map's time {self._time} s")
         return t - self._time, False
 
-    def end(self, time: float) -> None:
-        """Finish an update started with :meth:`begin`."""
+    def end(self, time: float, prev: Any) -> None:
+        """Finish an update started with :meth:`begin`; ``prev`` is the map at ``time`` [C]
+        (float32, kept by reference as :attr:`prev`, the start of the next step's ramp)."""
         self._time = float(time)
+        self._prev = prev
         self.n_updates += 1
 
     @property
