@@ -204,7 +204,9 @@ FUS_HOST_API void prf_temperature(const float* FUS_RESTRICT dphi, const float* F
 // does not). A work item sums its own row only, so the result does not depend on the thread
 // count or the device, and numpy/cupy add the rows up (in float64) and solve. A voxel is used
 // when weight > 0, dphi is not NaN and use[(use_per_slice ? s * ny * nx : 0) + y * nx + x] != 0
-// (use_per_slice = 0: one in-plane region for every slice). Sums are accumulated in double.
+// (use_per_slice = 0: one in-plane region for every slice). A row is summed in float (at most a
+// few hundred terms per SIMD lane: relative error ~1e-6, far below what a drift fit needs; float
+// lanes are twice as many as double ones) and stored as double for the sum over rows.
 //
 // prf_row_phase_sums: out[3 r + 0..2] = sum w cos(dphi), sum w sin(dphi), number of voxels used,
 //     with w = weight, or 1 when unit_weight (an unweighted complex mean).
@@ -227,16 +229,16 @@ FUS_HD void prf_fit_row(fus_i32 r, fus_i32 stride, fus_i32 use_per_slice, fus_i3
 FUS_HD void prf_row_phase_sums_row(const float* dphi, const float* weight,
                                    const unsigned char* use, fus_i32 nx, fus_i32 unit_weight,
                                    double* out) {
-    double sc = 0.0, ss = 0.0, cnt = 0.0;
+    float sc = 0.0f, ss = 0.0f, cnt = 0.0f;
     FUS_SIMD_REDUCE(sc, ss, cnt) for (fus_i32 x = 0; x < nx; ++x) {
         const float d = dphi[x], w = weight[x];
         const bool ok = (w > 0.0f) & (d == d) & (use[x] != 0);  // & : no branch, so it vectorises
         const float wk = ok ? (unit_weight ? 1.0f : w) : 0.0f;
         float sn, cs;
         fus_sincos(ok ? d : 0.0f, 0.0f, &sn, &cs);
-        sc += (double)(wk * cs);
-        ss += (double)(wk * sn);
-        cnt += ok ? 1.0 : 0.0;
+        sc = fmaf(wk, cs, sc);
+        ss = fmaf(wk, sn, ss);
+        cnt += ok ? 1.0f : 0.0f;
     }
     out[0] = sc;
     out[1] = ss;
@@ -247,24 +249,24 @@ FUS_HD void prf_row_poly_sums_row(const float* dphi, const float* weight, const 
                                   float c0, float du, fus_i32 nx, double* out) {
     const float two_pi = 6.28318530717959f;
     const float inv_two_pi = 0.159154943091895f;
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, r0 = 0.0, r1 = 0.0, r2 = 0.0;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, s4 = 0.0f, r0 = 0.0f, r1 = 0.0f, r2 = 0.0f;
     FUS_SIMD_REDUCE(s0, s1, s2, s3, s4, r0, r1, r2) for (fus_i32 x = 0; x < nx; ++x) {
         const float d = dphi[x], w = weight[x];
         const bool ok = (w > 0.0f) & (d == d) & (use[x] != 0);  // & : no branch, so it vectorises
         float e = (ok ? d : 0.0f) - c0;
         e = fmaf(-two_pi, fus_rint(e * inv_two_pi), e);
-        const double wd = ok ? (double)w : 0.0;
-        const double u = (double)fmaf((float)x, du, -1.0f);
-        const double w1 = wd * u, w2 = w1 * u, w3 = w2 * u;
-        const double we = wd * (double)e;
+        const float wd = ok ? w : 0.0f;
+        const float u = fmaf((float)x, du, -1.0f);
+        const float w1 = wd * u, w2 = w1 * u, w3 = w2 * u;
+        const float we = wd * e;
         s0 += wd;
         s1 += w1;
         s2 += w2;
         s3 += w3;
-        s4 += w3 * u;
+        s4 = fmaf(w3, u, s4);
         r0 += we;
-        r1 += we * u;
-        r2 += we * u * u;
+        r1 = fmaf(we, u, r1);
+        r2 = fmaf(we * u, u, r2);
     }
     out[0] = s0;
     out[1] = s1;

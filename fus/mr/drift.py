@@ -23,6 +23,7 @@ All functions take and return arrays of the input's backend (numpy or cupy).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -125,11 +126,37 @@ def drift_roi(dphi: Any, mask: Any, roi: Any) -> Any:
 
 def _finite(sums: np.ndarray, what: str) -> None:
     """Refuse non-finite fit sums (an infinite phase or weight among the used voxels)."""
+    if np.isfinite(sums.sum()):  # fast path: the total is finite only if every sum is
+        return
     bad = ~np.isfinite(sums).reshape(sums.shape[0], -1).all(axis=1)
     if bad.any():
         raise InvalidParameterError(
             "dphi/weight", f"slices {np.nonzero(bad)[0].tolist()}", f"{what} are not finite: an infinite phase or weight is among the used voxels"
         )
+
+
+@functools.lru_cache(maxsize=32)
+def _fit_layout(ny: int, stride: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Powers v^p (p = 0..2 order) of the visited rows' coordinates, (p, rows'), and the indices
+    that place sum_rows v^p S_k / v^p R_k into the normal equations of :func:`poly_terms`."""
+    v = np.linspace(-1.0, 1.0, ny)[::stride]
+    vp = v[None, :] ** np.arange(2 * order + 1)[:, None]
+    terms = poly_terms(order)
+    ii = np.array([[a[0] + b[0] for b in terms] for a in terms])
+    jj = np.array([[a[1] + b[1] for b in terms] for a in terms])
+    ti = np.array([5 + t[0] for t in terms])
+    tj = np.array([t[1] for t in terms])
+    for a in (vp, ii, jj, ti, tj):
+        a.flags.writeable = False
+    return vp, ii, jj, ti, tj
+
+
+def _normal_equations(mom: np.ndarray, ny: int, stride: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrices (ns, T, T) and right-hand sides (ns, T) from the per-row moments (ns, rows', 8):
+    entry (u^i1 v^j1, u^i2 v^j2) = sum_rows v^(j1+j2) S_(i1+i2); rhs (u^i v^j) = sum_rows v^j R_i."""
+    vp, ii, jj, ti, tj = _fit_layout(ny, stride, order)
+    m = np.matmul(vp, mom)  # (ns, p, 8): sum over rows of v^p times each moment
+    return m[:, jj, ii], m[:, tj, ti]
 
 
 def drift_poly_fit(
@@ -206,20 +233,13 @@ def drift_poly_fit(
     c0 = np.arctan2(first[:, 1], first[:, 0]).astype(np.float32)  # the kernel subtracts exactly this
     mom = asnumpy(prf_row_poly_sums(dphi, weight, use, c0, stride=stride))  # (ns, rows', 8)
     _finite(mom, "the fit moments")
-    # row coordinates of the visited rows; sums over rows of v^p S_k and v^p R_k
-    v = np.linspace(-1.0, 1.0, ny)[::stride]
-    vp = v[None, :] ** np.arange(2 * order + 1)[:, None]  # (p, rows')
-    sv = np.einsum("srk,pr->skp", mom[:, :, :5], vp)  # (ns, 5, p): sum v^p S_k
-    rv = np.einsum("srk,pr->skp", mom[:, :, 5:], vp)  # (ns, 3, p): sum v^p R_k
-    ii = np.array([[a[0] + b[0] for b in terms] for a in terms])
-    jj = np.array([[a[1] + b[1] for b in terms] for a in terms])
-    gram = sv[:, ii, jj]  # (ns, T, T)
-    rhs = rv[:, [t[0] for t in terms], [t[1] for t in terms]]  # (ns, T)
-    # a slice whose usable voxels do not span the plane (e.g. all in one row) has a singular system
+    gram, rhs = _normal_equations(mom, ny, stride, order)
+    # a slice whose usable voxels do not span the plane (e.g. all in one row) has a singular
+    # system: the eigenvalues of the unit-diagonal Gram matrix tell (condition number > 1e8)
     scale = np.sqrt(np.einsum("stt->st", gram))
     with np.errstate(all="ignore"):
-        cond = np.linalg.cond(gram / scale[:, :, None] / scale[:, None, :])
-    bad = ~(cond < 1e8)
+        ev = np.linalg.eigvalsh(gram / scale[:, :, None] / scale[:, None, :])
+        bad = ~(ev[:, 0] * 1e8 > ev[:, -1])
     if bad.any():
         raise DataError(
             f"the drift polynomial of order {order} is undetermined in slices {np.nonzero(bad)[0].tolist()}: "
