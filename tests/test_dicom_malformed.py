@@ -256,6 +256,33 @@ def test_slice_missing_without_temporal_tags(tmp_path):
     _raised_by_fus(exc)
 
 
+@pytest.mark.parametrize("phase", [True, False])
+def test_image_from_another_dynamic_is_refused(tmp_path, phase):
+    """One image missing and a stray one from a later dynamic at the same slice keep every count
+    right; pairing by rank would then mix dynamics silently. The acquisition times refuse it:
+    across components (magnitude vs phase) or, for one component, by the slice timing."""
+    files = _series(tmp_path, n_dyn=4, n_sl=3)
+    comp = "p" if phase else "m"
+    if not phase:
+        for f in [v for k, v in files.items() if k[0] == "p"]:
+            f.unlink()
+    files[(comp, 1, 0)].unlink()
+    stray = classic(tmp_path / "stray.dcm", np.ones((4, 4), np.uint16), series_uid=_uid_of(files), series_number=3,
+                    position=(0.0, 0.0, 0.0), acquisition_time=f"{100000 + 3 * 4:.6f}", instance_number=99,
+                    image_type=("ORIGINAL", "PRIMARY", "P" if phase else "M", "ND"), rescale=(2.0, -4096.0) if phase else None)
+    with pytest.raises(DicomError, match="another dynamic|different dynamics") as exc:
+        load_series(tmp_path)
+    assert "AcquisitionTime" in str(exc.value)
+    _raised_by_fus(exc)
+    stray.unlink()
+
+
+def _uid_of(files: dict) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(next(iter(files.values())), stop_before_pixels=True).SeriesInstanceUID)
+
+
 def test_siemens_mosaic_refused(tmp_path):
     path = classic(tmp_path / "mosaic.dcm", np.ones((8, 8)), series_uid=new_uid(),
                    image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"))

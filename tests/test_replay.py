@@ -50,16 +50,18 @@ def _time(k: int) -> str:
     return f"{int(s // 3600):02d}{int(s % 3600 // 60):02d}{s % 60:09.6f}"
 
 
-def write_classic(folder: Path, mag, phase) -> None:
-    """Siemens-style classic: one file per image, magnitude and phase as two series."""
+def write_classic(folder: Path, mag, phase, *, mag_shift: int = 0, mag_te_ms: float = TE_MS) -> None:
+    """Siemens-style classic: one file per image, magnitude and phase as two series (the magnitude
+    optionally stamped ``mag_shift`` dynamics later, or at another echo time)."""
     uid_m, uid_p = ds.new_uid(), ds.new_uid()
     stored = ds.siemens_phase_pixels(phase)
     for k in range(N_DYN):
         for s in range(NS):
             common = dict(position=(0.0, 0.0, 4.0 * s), acquisition_time=_time(k), echo_time=TE_MS, imaging_frequency=F0_MHZ)
             inst = k * NS + s + 1
+            mcommon = dict(common, acquisition_time=_time(k + mag_shift), echo_time=mag_te_ms)
             ds.classic(folder / "mag" / f"m{k:02d}_{s:02d}", np.round(mag[s]).astype(np.uint16), series_uid=uid_m, series_number=10,
-                       image_type=("ORIGINAL", "PRIMARY", "M", "ND"), instance_number=inst, **common)
+                       image_type=("ORIGINAL", "PRIMARY", "M", "ND"), instance_number=inst, **mcommon)
             ds.classic(folder / "pha" / f"p{k:02d}_{s:02d}", stored[k, s], series_uid=uid_p, series_number=11,
                        image_type=("ORIGINAL", "PRIMARY", "P", "ND"), rescale=(2.0, -4096.0), instance_number=inst, **common)
 
@@ -171,6 +173,17 @@ def test_phase_only_series_names_the_missing_magnitude(tmp_path, capsys, rng):
     rc = main(["replay", str(tmp_path), "-o", str(tmp_path / "o"), "--series", "11", "--no-progress"])
     assert rc == 1
     assert "magnitude" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw, needle", [(dict(mag_shift=1), "not the same acquisitions"), (dict(mag_te_ms=2 * TE_MS), "no echo at the phase's TE")])
+def test_magnitude_series_must_match_the_phase(tmp_path, capsys, rng, kw, needle):
+    """A separate magnitude series acquired at other times, or at another echo, is refused
+    (it would be paired dynamic by dynamic with the wrong phase)."""
+    mag, phase, _ = synth_complex(rng)
+    write_classic(tmp_path, mag, phase, **kw)
+    rc = main(["replay", str(tmp_path), "-o", str(tmp_path / "o"), "--series", "11", "--magnitude-series", "10", "--noise", "2", "--no-progress"])
+    assert rc == 1
+    assert needle in capsys.readouterr().err
 
 
 def test_roi_outside_grid_is_a_clear_error(tmp_path, capsys, rng):

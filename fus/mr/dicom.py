@@ -453,6 +453,12 @@ class Series:
         return self._layout.times_source
 
     @property
+    def time_origin(self) -> float | None:
+        """Absolute time of the first dynamic [s] in the clock of :attr:`times_source` (seconds
+        since 0001-01-01), or None when the times are not from an acquisition time."""
+        return self._layout.time_origin
+
+    @property
     def affine(self) -> np.ndarray:
         """4x4 voxel (column, row, slice) -> RAS [mm] (NIfTI convention)."""
         return self._layout.affine.copy()

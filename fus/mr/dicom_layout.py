@@ -93,6 +93,9 @@ class SeriesLayout:
         Time of every dynamic relative to the first [s] (NaN when unknown).
     times_source : str
         Which tag (or rule) gave the times.
+    time_origin : float or None
+        Absolute time of the first dynamic in that tag's clock [s] (None when the times are not
+        from an acquisition time), to compare series of one session.
     f0 : float
         Larmor frequency [Hz].
     b0 : float
@@ -127,6 +130,7 @@ class SeriesLayout:
     repetition_time: float | None
     temporal_positions: int | None = None
     notes: list[str] = field(default_factory=list)
+    time_origin: float | None = None
 
     @property
     def name(self) -> str:
@@ -268,6 +272,66 @@ def _missing_message(
     return msg
 
 
+def _check_dynamic_times(grid: dict[tuple[str, int], list[list[ImageRecord]]], name: str, n_dyn: int, n_slices: int) -> None:
+    """Refuse a [dynamic, slice] grid whose images come from different dynamics.
+
+    Images are placed by their rank in time within each (component, echo, slice), so a missing
+    image plus a stray one elsewhere would shift a slice or a component by one dynamic without
+    changing any count. Where every image carries an acquisition time, two things must hold (to
+    half the typical time between dynamics, and at least the time stamps' resolution): the
+    components of one echo at one (dynamic, slice) were acquired together (echoes are not
+    compared: Siemens field maps stamp their two echoes ~0.5 s apart), and each slice keeps its
+    time offset from the first slice in every dynamic (the slice timing repeats). A single
+    dynamic cannot be shifted and is not checked.
+    """
+    if n_dyn < 2:
+        return
+    for fname, label in (("frame_time", "(0018,9074) FrameAcquisitionDateTime"), ("acquisition_time", "(0008,0032) AcquisitionTime")):
+        recs = [dyns for dyns in grid.values()]
+        if not all(getattr(img, fname) is not None for dyns in recs for row in dyns for img in row):
+            continue
+        t = np.array([[[getattr(img, fname) for img in row] for row in dyns] for dyns in recs], dtype=np.float64)  # (keys, dyn, slice)
+        resolution = 1.0 if np.all(np.abs(t - np.round(t)) < 1e-6) else 0.0  # whole-second stamps
+        t -= t.min()  # seconds from the series' first image (the messages quote these)
+        gaps = np.diff(t[0], axis=0) if n_dyn > 1 else np.zeros((0, n_slices))
+        typical = float(np.median(gaps)) if gaps.size else 0.0
+        tol = max(0.5 * typical, 1.01 * resolution, 1e-3)
+        keys = list(grid)
+        # the components of one echo at one (dynamic, slice) together
+        for echo in sorted({e for _, e in keys}):
+            idx = [i for i, (_, e) in enumerate(keys) if e == echo]
+            te = t[idx]
+            spread = te.max(axis=0) - te.min(axis=0)
+            if spread.max() > tol:
+                d, k = np.unravel_index(int(np.argmax(spread)), spread.shape)
+                a, b = idx[int(np.argmin(te[:, d, k]))], idx[int(np.argmax(te[:, d, k]))]
+                ia, ib = grid[keys[a]][d][k], grid[keys[b]][d][k]
+                raise DicomError(
+                    f"{name}: echo {echo}, dynamic {d + 1}, slice {k + 1}: the {keys[a][0]} image ({ia.label}) was "
+                    f"acquired at {t[a, d, k]:.3f} s but the {keys[b][0]} image ({ib.label}) at {t[b, d, k]:.3f} s "
+                    "(from the series' first image) "
+                    f"(dynamics ~{typical:.3f} s apart): images from different dynamics would be paired (an image "
+                    "missing and a stray one elsewhere?)",
+                    path=ib.file.path,
+                    tag=label,
+                )
+        if n_slices > 1:
+            off = t - t[:, :, :1]  # (key, dyn, slice): offset from the first slice of the dynamic
+            dev = np.abs(off - np.median(off, axis=1, keepdims=True))
+            if dev.max() > tol:
+                c, d, k = np.unravel_index(int(np.argmax(dev)), dev.shape)
+                img = grid[keys[c]][d][k]
+                raise DicomError(
+                    f"{name}: {keys[c][0]} echo {keys[c][1]}, dynamic {d + 1}, slice {k + 1} ({img.label}) was acquired "
+                    f"{off[c, d, k]:+.3f} s from slice 1 of its dynamic, but {float(np.median(off[c, :, k])):+.3f} s in "
+                    f"the typical dynamic (dynamics ~{typical:.3f} s apart): one of them belongs to another dynamic "
+                    "(an image missing and a stray one elsewhere?)",
+                    path=img.file.path,
+                    tag=label,
+                )
+        return
+
+
 def build_layout(images: list[ImageRecord]) -> SeriesLayout:
     """Arrange the images of one series (see the module docstring for the rules).
 
@@ -351,6 +415,7 @@ def build_layout(images: list[ImageRecord]) -> SeriesLayout:
         )
     n_dyn = next(iter(n_dyn_of.values()))
     first = grid[keys[0]]
+    _check_dynamic_times(grid, name, n_dyn, n_slices)
 
     # every slice keeps its position over dynamics and components
     positions = np.array([first[0][k].position for k in range(n_slices)], dtype=np.float64)
@@ -401,6 +466,7 @@ def build_layout(images: list[ImageRecord]) -> SeriesLayout:
     # times of the dynamics
     info0 = first[0][0].file
     notes: list[str] = []
+    time_origin = None
     if n_dyn == 1:
         times = np.zeros(1)
         source = "single dynamic"
@@ -413,6 +479,7 @@ def build_layout(images: list[ImageRecord]) -> SeriesLayout:
                 t = np.array([min(r) for r in vals], dtype=np.float64)
                 if np.all(np.diff(t) > 0):
                     times = t - t[0]
+                    time_origin = float(t[0])
                     source = label
                 break
         if source == "unknown":
@@ -466,4 +533,5 @@ def build_layout(images: list[ImageRecord]) -> SeriesLayout:
         repetition_time=info0.repetition_time,
         temporal_positions=ntp,
         notes=notes,
+        time_origin=time_origin,
     )

@@ -110,13 +110,48 @@ def choose_echo(series: Series, echo: int | None) -> int:
     return max(have, key=lambda e: tes[e])
 
 
+def _magnitude_echo(series: Series, echo: int, magnitude: Series) -> int:
+    """The echo of the separate magnitude series with the phase echo's TE (matched by time, not
+    number: an enhanced phase series may number its only echo 1 whatever its TE)."""
+    te = series.echo_time(echo)
+    for e in magnitude.echoes:
+        if abs(magnitude.echo_time(e) - te) <= 1e-6:
+            return e
+    listing = ", ".join(f"{magnitude.echo_time(e) * 1e3:g}" for e in magnitude.echoes)
+    raise DicomError(
+        f"magnitude {magnitude.name} has no echo at the phase's TE {te * 1e3:g} ms (its TEs: {listing} ms): "
+        "the magnitude must come from the same echo as the phase",
+        tag="(0018,0081) EchoTime",
+    )
+
+
+def _check_same_times(series: Series, magnitude: Series) -> None:
+    """The separate magnitude series must have been acquired with the phase, dynamic by dynamic."""
+    o_p, o_m = series.time_origin, magnitude.time_origin
+    if o_p is None or o_m is None:
+        log.warning("cannot check that magnitude %s and phase %s are the same acquisitions (no acquisition times)", magnitude.name, series.name)
+        return
+    tp, tm = o_p + series.times, o_m + magnitude.times
+    gap = float(np.median(np.diff(tp))) if len(tp) > 1 else 0.0
+    resolution = 1.01 if abs(o_p - round(o_p)) < 1e-6 and abs(o_m - round(o_m)) < 1e-6 else 0.0
+    tol = max(0.5 * gap, resolution, 1e-3)
+    dev = np.abs(tm - tp)
+    if dev.max() > tol:
+        d = int(np.argmax(dev))
+        raise DicomError(
+            f"magnitude {magnitude.name} dynamic {d + 1} was acquired {tm[d] - tp[d]:+.3f} s from the phase "
+            f"{series.name} dynamic {d + 1} (dynamics ~{gap:.3f} s apart): they are not the same acquisitions",
+            tag="(0008,0032) AcquisitionTime / (0018,9074) FrameAcquisitionDateTime",
+        )
+
+
 def _complex_stream(series: Series, echo: int, magnitude: Series | None) -> Any:
     """Yield (index, time, complex64 [slice,row,col]) dynamic by dynamic."""
     if magnitude is None:
         for dyn in series.iter_dynamics(echoes=[echo]):
             yield dyn.index, dyn.time, dyn.complex(echo)
         return
-    mag_echo = echo if echo in magnitude.echoes else magnitude.echoes[0]
+    mag_echo = _magnitude_echo(series, echo, magnitude)
     for ph, mg in zip(series.iter_dynamics(components=["phase"], echoes=[echo]), magnitude.iter_dynamics(components=["magnitude"], echoes=[mag_echo])):
         m = mg.image("magnitude", mag_echo)
         p = ph.image("phase", echo)
@@ -170,7 +205,10 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
             )
         if magnitude.n_dynamics != series.n_dynamics:
             raise DicomError(f"magnitude {magnitude.name} has {magnitude.n_dynamics} dynamics, the phase {series.name} {series.n_dynamics}")
+        _check_same_times(series, magnitude)
     echo = choose_echo(series, opts.echo)
+    if magnitude is not None:
+        _magnitude_echo(series, echo, magnitude)  # refuse before any output is written
     n_dyn = series.n_dynamics
     nb = int(opts.baseline)
     if nb < 1:
