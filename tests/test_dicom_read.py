@@ -510,3 +510,30 @@ def test_series_selection(tmp_path):
         s.image("bogus")
     with pytest.raises(DicomError, match="no phase"):
         s.image("phase")
+
+
+def test_philips_scale_tag_in_some_files_only_is_refused(tmp_path):
+    """Real Philips files with the private scale slope (2005,100E) deleted from every 7th file:
+    the two conventions would differ ~4000x (magnitude) inside one volume, so the series is an
+    error naming both rules and files (deleting it from every file is consistent and loads)."""
+    import gzip
+    import io
+
+    src = DATA / "philips-ingenia-classic"
+    if not src.is_dir():
+        pytest.skip(f"shared data not found at {src} (../shared beside the checkout)")
+    for every in (7, 1):
+        folder = tmp_path / f"every{every}"
+        folder.mkdir()
+        for i, path in enumerate(sorted(src.rglob("*.dcm.gz"))):
+            ds = pydicom.dcmread(io.BytesIO(gzip.open(path).read()))
+            if i % every == 0 and (0x2005, 0x100E) in ds:
+                del ds[0x2005, 0x100E]
+            ds.save_as(folder / path.name.removesuffix(".gz"))
+        if every == 7:
+            with pytest.raises(DicomError, match="mixes scaling rules") as exc:
+                load_series(folder)
+            assert "(2005,100E)" in str(exc.value) and "Philips FP" in str(exc.value)
+        else:
+            s = load_series(folder)
+            assert {s.scaling_rule("magnitude", e).split(" = ")[0] for e in s.echoes} == {"PV*1.29158+0"}

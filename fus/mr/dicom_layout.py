@@ -332,6 +332,26 @@ def _check_dynamic_times(grid: dict[tuple[str, int], list[list[ImageRecord]]], n
         return
 
 
+def _check_one_scaling_rule(grid: dict[tuple[str, int], list[list[ImageRecord]]], name: str) -> None:
+    """Every image of one (component, echo) must be scaled by the same kind of rule: a private
+    scale tag present in some files only (e.g. Philips (2005,100E)) would otherwise scale part of
+    a volume by another convention, silently (values ~4000x apart for Philips magnitude)."""
+    for (comp, echo), dyns in grid.items():
+        first: dict[str, ImageRecord] = {}
+        for row in dyns:
+            for img in row:
+                first.setdefault(img.scale.kind, img)
+        if len(first) > 1:
+            (ka, ia), (kb, ib) = list(first.items())[:2]
+            raise DicomError(
+                f"{name}: {comp} echo {echo} mixes scaling rules: '{ia.scale.rule}' in {ia.label} but "
+                f"'{ib.scale.rule}' in {ib.label} (a scale tag such as Philips (2005,100E) is present in "
+                "some files only); refusing to mix conventions in one volume",
+                path=ib.file.path,
+                tag="(2005,100E) Philips scale slope / (0028,1053) RescaleSlope",
+            )
+
+
 def build_layout(images: list[ImageRecord]) -> SeriesLayout:
     """Arrange the images of one series (see the module docstring for the rules).
 
@@ -416,6 +436,7 @@ def build_layout(images: list[ImageRecord]) -> SeriesLayout:
     n_dyn = next(iter(n_dyn_of.values()))
     first = grid[keys[0]]
     _check_dynamic_times(grid, name, n_dyn, n_slices)
+    _check_one_scaling_rule(grid, name)
 
     # every slice keeps its position over dynamics and components
     positions = np.array([first[0][k].position for k in range(n_slices)], dtype=np.float64)

@@ -122,6 +122,12 @@ class Scale:
     rule: str
     is_phase: bool = False
 
+    @property
+    def kind(self) -> str:
+        """The rule without its numbers (e.g. ``"Philips FP"``, ``"PV*RS+RI"``): one series
+        component must use one kind in every image."""
+        return self.rule.split(" = ")[0] if " = " in self.rule else "PV*RS+RI"
+
     def apply(self, stored: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Scale stored values into float32 (into ``out`` when given)."""
         if out is None:
