@@ -283,6 +283,20 @@ def _uid_of(files: dict) -> str:
     return str(pydicom.dcmread(next(iter(files.values())), stop_before_pixels=True).SeriesInstanceUID)
 
 
+def test_phase_without_component_tag_is_not_taken_as_magnitude(tmp_path):
+    """ImageType stripped of its M/P value: the magnitude file still loads as magnitude, but the
+    phase file's rescale (intercept -4096) says phase, so it is refused rather than guessed."""
+    files = _series(tmp_path, image_type=("ORIGINAL", "PRIMARY"))
+    with pytest.raises(DicomError, match="no tag names the complex component") as exc:
+        load_series(tmp_path)
+    assert str(files[("p", 0, 1)]) in str(exc.value) and "RescaleIntercept -4096" in str(exc.value)
+    _raised_by_fus(exc)
+    files[("p", 0, 1)].unlink()
+    for f in [v for k, v in files.items() if k[0] == "p" and k != ("p", 0, 1)]:
+        f.unlink()
+    assert load_series(tmp_path).components == ("magnitude",)
+
+
 def test_siemens_mosaic_refused(tmp_path):
     path = classic(tmp_path / "mosaic.dcm", np.ones((8, 8)), series_uid=new_uid(),
                    image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"))

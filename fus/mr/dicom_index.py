@@ -1162,7 +1162,33 @@ def _classic_component(ds: Dataset, path: Path) -> str:
     if philips in _IMAGE_TYPE_TOKENS:
         found.append((f"(2005,1011) Philips image type={philips}", _IMAGE_TYPE_TOKENS[philips]))
     found += _components_from_image_type(_get(ds, "ImageType") or [], "(0008,0008) ImageType")
-    return _decide_component(found, path, "")
+    comp = _decide_component(found, path, "")
+    if not found:
+        _refuse_phase_like_default(ds, path)
+    return comp
+
+
+_PHASE_UNITS = ("MRAD", "RAD", "RADIAN", "RADIANS", "DEG", "DEGREE", "DEGREES")
+
+
+def _refuse_phase_like_default(ds: Dataset, path: Path) -> None:
+    """An image with no tag naming its complex component is taken as magnitude (plain magnitude
+    series often say nothing), unless its rescale says phase: an angular RescaleType or a
+    negative RescaleIntercept (magnitude is never negative) is an error, not a guess."""
+    unit = _as_text(_get(ds, "RescaleType")).strip().upper()
+    try:
+        intercept = float(_first(_get(ds, "RescaleIntercept")) or 0.0)
+    except (TypeError, ValueError):
+        intercept = 0.0
+    if unit in _PHASE_UNITS or intercept < 0:
+        why = f"RescaleType {unit!r}" if unit in _PHASE_UNITS else f"RescaleIntercept {intercept:g} (negative)"
+        raise DicomError(
+            f"no tag names the complex component (ImageType {list(_get(ds, 'ImageType') or [])}, no "
+            f"ComplexImageComponent, no vendor private tag) and the rescale looks like phase ({why}): "
+            "refusing to take the image as magnitude",
+            path=path,
+            tag="(0008,0008) ImageType / (0028,1054) RescaleType",
+        )
 
 
 def _enhanced_component(
