@@ -276,3 +276,27 @@ def test_real_siemens_pair_with_synthetic_heating():
           f"peak {np.nanmax(hot.delta_t[spot]):.2f} C")
     assert abs(float(np.median(err))) < 3 * sigma
     assert float(np.median(np.abs(err))) < 3 * 0.674 * sigma + 0.3  # noise plus the drift residual seen without heating
+
+
+def test_output_folder_problems_and_stale_files(tmp_path, capsys, rng):
+    """An output path that is a file, a repeated ROI name and a drift ROI without --drift roi are
+    one-line errors; a rerun into the same folder leaves none of the earlier run's files."""
+    mag, phase, _ = synth_complex(rng)
+    write_enhanced(tmp_path / "in", mag, phase)
+    base = ["replay", str(tmp_path / "in"), "--noise", "2", "--no-progress"]
+    (tmp_path / "afile").write_text("x")
+    assert main([*base, "-o", str(tmp_path / "afile")]) == 1
+    assert "not a folder" in capsys.readouterr().err
+    roi = "a=sphere:0,0,4,6"
+    assert main([*base, "-o", str(tmp_path / "o"), "--roi", roi, "--roi", roi]) == 1
+    assert "names two regions" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "o"), "--drift-roi", roi]) == 1
+    assert "--drift roi only" in capsys.readouterr().err
+    out = tmp_path / "o"
+    assert main([*base, "-o", str(out), "--drift", "poly", "--drift-order", "0", "--roi", roi]) == 0
+    assert (out / "drift.nii.gz").is_file() and (out / "roi_stats.csv").is_file()
+    assert main([*base, "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert not (out / "drift.nii.gz").exists() and not (out / "roi_stats.csv").exists()
+    listed = json.loads((out / "replay.json").read_text())
+    assert "drift" not in json.dumps(listed.get("files", {}))

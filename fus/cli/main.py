@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except FusError as exc:
         print(f"fus {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # output folder is a file, not writable, disk full, ...
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"fus {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -76,6 +76,12 @@ def roi_masks(specs: list[RoiSpec], shape_zyx: tuple[int, int, int], affine: np.
     """Boolean masks [slice, row, col] for each ROI; an ROI containing no voxel is an error."""
     out: dict[str, np.ndarray] = {}
     world: Any = None
+
+    def add(name: str, mask: np.ndarray) -> None:
+        if name in out:
+            raise InvalidParameterError("roi", name, "names two regions: give each ROI its own name (NAME=...)")
+        out[name] = mask
+
     for spec in specs:
         if spec.kind in ("sphere", "box"):
             if world is None:
@@ -91,9 +97,10 @@ def roi_masks(specs: list[RoiSpec], shape_zyx: tuple[int, int, int], affine: np.
                 raise InvalidParameterError(
                     "roi", f"{spec.name}={spec.kind}:{','.join(f'{x:g}' for x in v)}", "contains no voxel of the image grid (outside the field of view?)"
                 )
-            out[spec.name] = mask
+            add(spec.name, mask)
         else:
-            out.update(_label_masks(spec, shape_zyx, affine))
+            for name, mask in _label_masks(spec, shape_zyx, affine).items():
+                add(name, mask)
     return out
 
 

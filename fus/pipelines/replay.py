@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import time as _time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ from fus.mr.thermometry import Thermometry, ThermometrySettings
 __all__ = ["ReplayOptions", "ReplayResult", "replay", "choose_echo"]
 
 log = logging.getLogger(__name__)
+
+# every file a replay may write (an earlier run's are removed before a new run writes)
+OUTPUT_FILES = (
+    "temperature.nii.gz", "sigma_t.nii.gz", "mask.nii.gz", "drift.nii.gz", "dose.nii.gz", "tmax.nii.gz",
+    "lesion.nii.gz", "roi_stats.csv", "replay.json",
+)
 
 
 @dataclass
@@ -192,8 +199,11 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
     """
     opts = options or ReplayOptions()
     t_start = _time.perf_counter()
+    if not str(out_dir).strip():
+        raise InvalidParameterError("out_dir", repr(str(out_dir)), "must name an output folder")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError("out_dir", str(out), "exists and is not a folder")
     series = load_series(path, opts.series)
     magnitude = None
     if opts.magnitude_series is not None:
@@ -231,7 +241,11 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
     shape = tuple(series.shape[1:])
     affine = series.affine
     stat_masks = roi_masks(opts.rois, shape, affine) if opts.rois else {}
-    settings = opts.settings
+    settings = dataclasses.replace(opts.settings)  # the caller's settings are not modified
+    if opts.drift_roi and settings.drift != "roi":
+        raise InvalidParameterError("drift_roi", ", ".join(r.name for r in opts.drift_roi), f"is used by --drift roi only (drift is {settings.drift!r})")
+    if opts.exclude and settings.drift != "poly" and not opts.baseline_library:
+        log.warning("--exclude is used by --drift poly and --baseline-library only; ignored")
     if opts.drift_roi:
         settings.drift_roi = np.any(np.stack(list(roi_masks(opts.drift_roi, shape, affine).values())), axis=0)
     if opts.exclude:
@@ -239,6 +253,15 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
     if settings.drift == "poly" and settings.exclude is None:
         log.warning("polynomial drift without --exclude: heating inside the fitted region will bias the drift")
     settings.validate()
+
+    # outputs of an earlier run in the same folder would mix with this one's (a drift map or ROI
+    # table this run does not write, a sidecar listing files that a failed run removed): remove
+    # them, and write the sidecar last
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_FILES:
+        if (out / name).is_file():
+            (out / name).unlink()
+            log.info("removed %s from an earlier run", out / name)
 
     xp = get_backend().xp
     stream = _complex_stream(series, echo, magnitude)
