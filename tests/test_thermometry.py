@@ -154,6 +154,11 @@ def test_roi_drift_is_complex_mean(cpu_backend, rng):
     mask[2, 5:15, 5:15] = 0
     with pytest.raises(InvalidParameterError, match=r"slices \[2\]"):
         drift_roi(dphi, mask, roi)
+    # a reference region of pure noise (uniform phase) has no drift to tell: refused
+    noisy = dphi.copy()
+    noisy[1, 5:15, 5:15] = rng.uniform(-np.pi, np.pi, (10, 10))
+    with pytest.raises(InvalidParameterError, match=r"slices \[1\] \(phase coherence"):
+        drift_roi(noisy, np.ones(SHAPE, np.uint8), roi)
 
 
 def _series(rng, n_dyn, noise=0.0, drift=True):
@@ -269,3 +274,40 @@ def test_gpu_stream_matches_cpu(cuda_backend, rng, drift):
         c = run()
     for a, b in zip(g, c):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+def test_thermometry_refuses_bad_api_input(cpu_backend, rng):
+    """Mistakes a caller makes are InvalidParameterErrors naming the parameter, at construction
+    where possible: a region of the wrong shape, a non-numeric or absurd setting, a real image
+    given as a dynamic or baseline, a noise outside float32, a non-numeric time."""
+    images, _, b0, te = _series(rng, 2, drift=False)
+    base = Baseline(images[0], noise=1.0)
+    cases = [
+        (dict(drift="poly", exclude=np.zeros((5, 5), bool)), "exclude"),
+        (dict(drift="roi", drift_roi=np.zeros((2, 5, 5), bool)), "drift_roi"),
+        (dict(body_temp="abc"), "body_temp"),
+        (dict(body_temp=1e39), "body_temp"),
+        (dict(snr_min=None), "snr_min"),
+    ]
+    for kw, name in cases:
+        with pytest.raises(InvalidParameterError) as exc:
+            Thermometry(base, b0, te, ThermometrySettings(**kw))
+        assert exc.value.name == name
+    with pytest.raises(InvalidParameterError) as exc:
+        Thermometry(Baseline(np.abs(images[0]), noise=1.0), b0, te)
+    assert exc.value.name == "baseline"
+    th = Thermometry(base, b0, te)
+    for args, name in [((np.abs(images[1]), 5.0, 1.0), "dynamic"), ((images[1], "a", 1.0), "time"), ((images[1], 5.0, 1e-300), "noise")]:
+        with pytest.raises(InvalidParameterError) as exc:
+            th.process(*args)
+        assert exc.value.name == name
+
+
+def test_drift_failure_names_the_dynamic(cpu_backend, rng):
+    images, _, b0, te = _series(rng, 3, drift=False)
+    th = Thermometry(Baseline(images[0], noise=1.0), b0, te, ThermometrySettings(drift="poly"))
+    th.process(images[1], 5.0, noise=1.0)
+    dead = images[2].copy()
+    dead[1] = 0  # one slice with no signal: no drift estimate there
+    with pytest.raises(InvalidParameterError, match=r"dynamic 2 \(t = 10 s\): slices \[1\]"):
+        th.process(dead, 10.0, noise=1.0)

@@ -54,6 +54,9 @@ def prf_phase(z: Any, z_ref: Any, *, noise: float, noise_ref: float | None = Non
     s = finite_scalar("noise", noise, positive=True)
     s_ref = s if noise_ref is None else finite_scalar("noise_ref", noise_ref, positive=True)
     mmin = finite_scalar("mag_min", mag_min, nonnegative=True)
+    for name, v in (("noise", s), ("noise_ref", s_ref)):
+        if not 1e-18 <= v <= 1e18:  # noise^2 and 1/noise^2 stay normal float32 numbers
+            raise InvalidParameterError(name, v, "is outside the float32 range the kernel computes in (1e-18 .. 1e18)")
     n = count("z", int(zc.size))
     xp = backend.xp
     dphi = xp.empty(zc.shape, np.float32)

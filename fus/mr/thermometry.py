@@ -10,14 +10,14 @@ linear algebra (:mod:`fus.mr.drift`). Runs on the active backend (numpy or cupy 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fus.backend import get_backend
-from fus.errors import InvalidParameterError
+from fus.checks import finite_scalar
+from fus.errors import DataError, InvalidParameterError
 from fus.kernels import prf_phase, prf_temperature_dose
 from fus.mr.baseline import Baseline, BaselineLibrary
 from fus.mr.drift import DRIFT_METHODS, drift_poly_fit, drift_roi, poly_eval
@@ -75,14 +75,14 @@ class ThermometrySettings:
             raise InvalidParameterError("drift_order", self.drift_order, "must be 0, 1 or 2")
         if self.phase_sign not in (1, -1):
             raise InvalidParameterError("phase_sign", self.phase_sign, "must be +1 or -1")
-        for name in ("body_temp", "snr_min", "alpha_ppm"):
-            v = float(getattr(self, name))
-            if not math.isfinite(v):
-                raise InvalidParameterError(name, v, "must be finite")
+        for name in ("body_temp", "snr_min", "alpha_ppm", "dose_threshold", "temperature_threshold"):
+            finite_scalar(name, getattr(self, name))
         if self.snr_min < 0:
             raise InvalidParameterError("snr_min", self.snr_min, "must be >= 0")
         if self.alpha_ppm == 0:
             raise InvalidParameterError("alpha_ppm", self.alpha_ppm, "must be non-zero")
+        if not -20.0 <= float(self.body_temp) <= 100.0:
+            raise InvalidParameterError("body_temp", self.body_temp, "must be a tissue or phantom temperature in [-20, 100] C")
 
 
 @dataclass
@@ -138,6 +138,9 @@ class Thermometry:
         self.settings.validate()
         self.library = baseline if isinstance(baseline, BaselineLibrary) else BaselineLibrary([baseline])
         self.shape = tuple(self.library.baselines[0].image.shape)
+        for b in self.library.baselines:
+            if np.dtype(b.image.dtype).kind != "c":
+                raise InvalidParameterError("baseline", f"image of dtype {b.image.dtype}", "must be complex (magnitude and phase)")
         if len(self.shape) != 3:
             raise InvalidParameterError("baseline", f"image of shape {self.shape}", "must be (slices, rows, cols)")
         self.b0 = float(b0)
@@ -145,6 +148,12 @@ class Thermometry:
         self.scale = prf_scale(self.b0, self.te, self.settings.alpha_ppm, self.settings.phase_sign)
         xp = get_backend().xp
         self.xp = xp
+        for name in ("exclude", "drift_roi"):
+            region = getattr(self.settings, name)
+            if region is not None and tuple(np.shape(region)) not in (self.shape, self.shape[1:]):
+                raise InvalidParameterError(
+                    name, f"array of shape {tuple(np.shape(region))}", f"must have shape {self.shape} or {self.shape[1:]}"
+                )
         self._exclude = None if self.settings.exclude is None else xp.asarray(self.settings.exclude, dtype=bool)
         # the drift fit's region, as the kernels take it (uint8, in-plane or per slice), made once
         self._use = None if self._exclude is None else xp.ascontiguousarray(~self._exclude, dtype=np.uint8)
@@ -160,6 +169,10 @@ class Thermometry:
         """
         xp = self.xp
         z = xp.asarray(z)
+        time = finite_scalar("time", time)
+        noise = finite_scalar("noise", noise, positive=True)
+        if z.dtype.kind != "c":
+            raise InvalidParameterError("dynamic", f"array of dtype {z.dtype}", "must be complex (magnitude and phase); a real image has no phase")
         if tuple(z.shape) != self.shape:
             raise InvalidParameterError("dynamic", f"image of shape {tuple(z.shape)}", f"must match the baseline's {self.shape}")
         use = None if self._exclude is None else ~xp.broadcast_to(self._exclude, self.shape)
@@ -167,12 +180,17 @@ class Thermometry:
         mag_min = self.settings.snr_min * noise
         dphi, weight, mask = prf_phase(z, base.image, noise=noise, noise_ref=base.noise, mag_min=mag_min)
         s = self.settings
-        if s.drift == "roi":
-            coef = drift_roi(dphi, weight, self._roi)[:, None]
-        elif s.drift == "poly":
-            coef = drift_poly_fit(dphi, weight, order=s.drift_order, use=self._use)
-        else:
-            coef = xp.zeros((self.shape[0], 1))
+        try:
+            if s.drift == "roi":
+                coef = drift_roi(dphi, weight, self._roi)[:, None]
+            elif s.drift == "poly":
+                coef = drift_poly_fit(dphi, weight, order=s.drift_order, use=self._use)
+            else:
+                coef = xp.zeros((self.shape[0], 1))
+        except InvalidParameterError as exc:  # say which dynamic could not be drift-corrected
+            raise InvalidParameterError(exc.name, f"dynamic {self._n + 1} (t = {time:g} s): {exc.value}", exc.reason) from None
+        except DataError as exc:
+            raise DataError(f"dynamic {self._n + 1} (t = {time:g} s): {exc}") from None
         acc = self.dose
         dt, first = acc.begin(time)
         dT, sT, temp = prf_temperature_dose(
