@@ -74,7 +74,7 @@ def _synthetic_folder(folder: Path, n_dyn: int = 3, n_sl: int = 2, broken: bool 
 
 def test_inspect_synthetic_lists_error_series(tmp_path, capsys, caplog):
     _synthetic_folder(tmp_path)
-    assert main(["inspect", str(tmp_path)]) == 0
+    assert main(["inspect", str(tmp_path)]) == 1  # listed, but one series cannot be loaded
     out, _ = _messages(capsys, caplog)
     assert "2 MR series (1 with errors)" in out
     rows = _table(out)
@@ -88,7 +88,7 @@ def test_inspect_synthetic_lists_error_series(tmp_path, capsys, caplog):
     assert re.search(r"series 9 'broken' \(bad\): .*\(0018,0084\) ImagingFrequency", out)
     assert "Traceback" not in out
 
-    assert main(["inspect", str(tmp_path), "--json"]) == 0
+    assert main(["inspect", str(tmp_path), "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     by_number = {s["series_number"]: s for s in doc["series"]}
     assert by_number[9]["error"] and "(0018,0084)" in by_number[9]["error"]

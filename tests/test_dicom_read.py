@@ -537,3 +537,30 @@ def test_philips_scale_tag_in_some_files_only_is_refused(tmp_path):
         else:
             s = load_series(folder)
             assert {s.scaling_rule("magnitude", e).split(" = ")[0] for e in s.echoes} == {"PV*1.29158+0"}
+
+
+def test_folder_walk_links_hidden_and_misnamed_files(tmp_path, caplog):
+    """A linked folder is read, a file reached twice is read once, a broken link, a hidden folder
+    and a plain file named .gz are reported (WARNING), a hidden file is read like any other."""
+    import logging
+    import os
+
+    uid = new_uid()
+    real = tmp_path / "real"
+    for k in range(3):
+        classic(real / f"m{k}.dcm", np.full((4, 4), k + 1, np.uint16), series_uid=uid, position=(0.0, 0.0, 3.0 * k), instance_number=k + 1)
+    top = tmp_path / "top"
+    top.mkdir()
+    os.symlink(real, top / "linked")
+    os.symlink(real / "m0.dcm", top / "again.dcm")  # the same file twice
+    os.symlink(tmp_path / "missing", top / "broken")
+    (real / "m2.dcm").rename(real / ".m2.dcm")  # hidden file: still read
+    hidden = top / ".hidden"
+    classic(hidden / "x.dcm", np.ones((4, 4), np.uint16), series_uid=new_uid())
+    (real / "m1.dcm").rename(real / "m1.dcm.gz")  # plain DICOM with a .gz name
+    with caplog.at_level(logging.WARNING, logger="fus.mr.dicom_index"):
+        s = load_series(top)
+    assert s.shape == (1, 3, 4, 4)
+    np.testing.assert_array_equal(s.image("magnitude")[0, :, 0, 0], [1, 2, 3])
+    text = caplog.text
+    assert "broken symbolic link" in text and "hidden folder" in text and "not gzip-compressed" in text

@@ -124,7 +124,12 @@ def as_json(infos: list[SeriesInfo], root: Path) -> dict[str, Any]:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("inspect", help="list the MR DICOM series under a folder (headers only)")
+    p = sub.add_parser(
+        "inspect",
+        help="list the MR DICOM series under a folder (headers only)",
+        description="List the MR DICOM series under a folder (headers only). Exit status 1 when a series "
+        "cannot be loaded (it is listed with its error), 0 when all can.",
+    )
     p.add_argument("dir", metavar="DIR", help="folder tree (or file) to scan")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON (SI units, named in the keys)")
     p.set_defaults(func=run)
@@ -133,10 +138,10 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     infos = scan(root)
+    n_err = sum(1 for i in infos if i.error)
     if args.json:
         print(json.dumps(as_json(infos, root), indent=2, allow_nan=False))
-        return 0
-    n_err = sum(1 for i in infos if i.error)
-    print(f"{root}: {len(infos)} MR series" + (f" ({n_err} with errors)" if n_err else ""))
-    print(table(infos, root))
-    return 0
+    else:
+        print(f"{root}: {len(infos)} MR series" + (f" ({n_err} with errors)" if n_err else ""))
+        print(table(infos, root))
+    return 1 if n_err else 0  # scripts can tell that something could not be read

@@ -493,11 +493,12 @@ def _open(path: Path) -> tuple[BinaryIO | None, bool, int]:
         except (OSError, EOFError, zlib.error) as exc:
             # a gzip stream that breaks off is a truncated file; one that is not gzip at all
             # is not ours
-            if isinstance(exc, gzip.BadGzipFile):
-                logger.debug("skipping %s: not a gzip file (%s)", path, exc)
-                return None, True, 0
-            raise DicomError(f"cannot decompress gzip file: {exc}", path=path) from None
-        return io.BytesIO(data), True, len(data)
+            if not isinstance(exc, gzip.BadGzipFile):
+                raise DicomError(f"cannot decompress gzip file: {exc}", path=path) from None
+            # named .gz but not gzip: read it as a plain file (a DICOM file misnamed is still one)
+            logger.warning("%s is named .gz but is not gzip-compressed; reading it as a plain file", path)
+        else:
+            return io.BytesIO(data), True, len(data)
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
     except OSError as exc:
@@ -1553,7 +1554,11 @@ def read_file(
             if not sop_class and modality == "MR" and series_uid:
                 pass  # an MR image whose SOP class was stripped: index it as classic
             else:
-                logger.debug("skipping %s: not an MR image (SOP class %r, modality %r)", path, sop_class, modality)
+                # an MR-modality file of another SOP class (e.g. a secondary capture in the same
+                # series) is worth a warning: it is not an image this reader can use
+                (logger.warning if modality == "MR" else logger.debug)(
+                    "skipping %s: not an MR image storage SOP class (SOP class %r, modality %r)", path, sop_class, modality
+                )
                 return None, [], None, None
         else:
             # the DICM prefix promised a data set, but nothing that names it came out of it: it
@@ -1612,21 +1617,50 @@ def read_file(
     return info, images, None, series
 
 
+_METADATA_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
 def candidate_files(root: Path) -> list[Path]:
-    """Every regular file under ``root`` (or ``root`` itself), sorted, hidden files excluded."""
+    """Every regular file under ``root`` (or ``root`` itself), sorted.
+
+    Symbolic links to folders are followed (each real folder once) and a file reached twice
+    (e.g. through a link) is read once. Skipped, each with a log line: hidden folders (a
+    WARNING), broken links (a WARNING), and the metadata files that desktops leave (AppleDouble
+    ``._*``, ``.DS_Store``, ``Thumbs.db``: DEBUG). Other hidden files are read like any file.
+    """
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise DicomError("no such file or folder", path=root)
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen_dirs: set[str] = set()
+    seen_files: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:  # a link back into the tree: do not walk it again
+            logger.warning("skipping %s: the folder %s was already read", dirpath, real)
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        hidden = [d for d in dirnames if d.startswith(".")]
+        for d in hidden:
+            logger.warning("skipping hidden folder %s", Path(dirpath) / d)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.startswith("."):
-                continue
             p = Path(dirpath) / name
-            if p.is_file():
-                out.append(p)
+            if name.startswith("._") or name in _METADATA_FILES:
+                logger.debug("skipping %s: desktop metadata file", p)
+                continue
+            if not p.is_file():
+                if p.is_symlink():
+                    logger.warning("skipping %s: broken symbolic link", p)
+                continue
+            key = os.path.realpath(p)
+            if key in seen_files:
+                logger.info("skipping %s: the same file as %s", p, seen_files[key])
+                continue
+            seen_files[key] = p
+            out.append(p)
     return out
 
 
