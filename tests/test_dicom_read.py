@@ -564,3 +564,23 @@ def test_folder_walk_links_hidden_and_misnamed_files(tmp_path, caplog):
     np.testing.assert_array_equal(s.image("magnitude")[0, :, 0, 0], [1, 2, 3])
     text = caplog.text
     assert "broken symbolic link" in text and "hidden folder" in text and "not gzip-compressed" in text
+
+
+def test_deflated_transfer_syntax_reads_the_same(tmp_path):
+    """A series re-saved as Deflated Explicit VR Little Endian gives the same images (the header
+    pass cannot locate the pixel data inside the zlib stream; pydicom decodes it)."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    uid = new_uid()
+    rng = np.random.default_rng(3)
+    for k in range(3):
+        classic(tmp_path / "plain" / f"m{k}.dcm", rng.integers(0, 4000, (5, 6)).astype(np.uint16), series_uid=uid,
+                position=(0.0, 0.0, 3.0 * k), instance_number=k + 1)
+    (tmp_path / "defl").mkdir()
+    for f in sorted((tmp_path / "plain").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(tmp_path / "defl" / f.name, enforce_file_format=True)
+    a, b = load_series(tmp_path / "plain"), load_series(tmp_path / "defl")
+    np.testing.assert_array_equal(a.image("magnitude"), b.image("magnitude"))
+    np.testing.assert_allclose(a.affine, b.affine)

@@ -1048,9 +1048,18 @@ def _read_header(fh: BinaryIO, gz: bool, size: int) -> tuple[Any, _PixelElement 
     return ds, _locate_pixel_element(fh, ds)
 
 
+_DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+
+
 def _pixel_layout(
     ds: Dataset, pixel: _PixelElement | None, path: Path, size: int, frames: int
 ) -> PixelLayout:
+    meta0 = getattr(ds, "file_meta", None)
+    deflated = meta0 is not None and _as_text(_get(meta0, "TransferSyntaxUID")) == _DEFLATED_LE
+    if pixel is None and deflated:
+        # the whole data set is zlib-compressed, so the header pass cannot see where the pixel
+        # data lies: decode the image with pydicom when it is read
+        pixel = _PixelElement(int(_PIXEL_DATA), -1, 0xFFFFFFFF, True)
     if pixel is None:
         raise DicomError(
             "MR image without pixel data (the file is truncated or is not an image)",
