@@ -300,3 +300,26 @@ def test_output_folder_problems_and_stale_files(tmp_path, capsys, rng):
     assert not (out / "drift.nii.gz").exists() and not (out / "roi_stats.csv").exists()
     listed = json.loads((out / "replay.json").read_text())
     assert "drift" not in json.dumps(listed.get("files", {}))
+
+
+def test_siemens_field_map_phase_needs_the_echo_difference(tmp_path, capsys, rng):
+    """A Siemens field-map phase (SequenceName *fm2d2r) is the difference of two echoes labelled
+    with TE2: replay refuses the label and takes --te; the temperatures then scale with it."""
+    import pydicom
+
+    mag, phase, dT = synth_complex(rng)
+    write_classic(tmp_path / "in", mag, phase)
+    for f in sorted((tmp_path / "in" / "pha").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.SequenceName = "*fm2d2r"
+        ds.save_as(f)
+    base = ["replay", str(tmp_path / "in"), "--series", "11", "--magnitude-series", "10", "--noise", "2", "--no-progress"]
+    assert main([*base, "-o", str(tmp_path / "o1")]) == 1
+    assert "--te" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "o2"), "--te", str(TE_MS / 2)]) == 0
+    capsys.readouterr()
+    sidecar = json.loads((tmp_path / "o2" / "replay.json").read_text())
+    assert sidecar["series"]["echo_time_s"] == pytest.approx(TE_MS / 2 * 1e-3) and sidecar["series"]["echo_time_source"] == "given"
+    got = _read4d(tmp_path / "o2" / "temperature.nii.gz")
+    hot = dT[-1] > 5
+    np.testing.assert_allclose(got[-1][hot] - 37.0, 2 * dT[-1][hot], atol=0.1)  # half the TE: twice the dT per radian

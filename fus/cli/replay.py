@@ -32,6 +32,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--series", type=_series_arg, default=None, help="SeriesNumber or SeriesInstanceUID (default: the only one)")
     p.add_argument("--magnitude-series", type=_series_arg, default=None, help="separate magnitude series for a phase-only series")
     p.add_argument("--echo", type=int, default=None, help="echo number (default: longest TE with phase)")
+    p.add_argument(
+        "--te", type=float, default=None, metavar="MS",
+        help="PRF echo time [ms] instead of the header's (for echo-difference phase, e.g. Siemens field maps: TE2 - TE1)",
+    )
     p.add_argument("--baseline", type=int, default=1, metavar="N", help="first N dynamics averaged as baseline (default 1)")
     p.add_argument("--baseline-library", action="store_true", help="keep the N baseline dynamics as a library; each dynamic uses the best-matching one")
     p.add_argument("--drift", choices=["none", "roi", "poly"], default="none", help="drift correction (default none)")
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         series=args.series,
         magnitude_series=args.magnitude_series,
         echo=args.echo,
+        echo_time=None if args.te is None else args.te * 1e-3,
         baseline=args.baseline,
         baseline_library=args.baseline_library,
         noise=args.noise,

@@ -453,6 +453,11 @@ class Series:
         return self._layout.times_source
 
     @property
+    def sequence_name(self) -> str:
+        """(0018,0024) SequenceName or (0018,9005) PulseSequenceName of the first file ("" if absent)."""
+        return self._layout.files[0].sequence_name
+
+    @property
     def time_origin(self) -> float | None:
         """Absolute time of the first dynamic [s] in the clock of :attr:`times_source` (seconds
         since 0001-01-01), or None when the times are not from an acquisition time."""

@@ -96,7 +96,7 @@ _KEYWORDS = (
     "SliceThickness", "AcquisitionDateTime", "AcquisitionDate", "AcquisitionTime",
     "TemporalPositionIdentifier", "InstanceNumber", "SmallestImagePixelValue",
     "LargestImagePixelValue", "NumberOfFrames", "SharedFunctionalGroupsSequence",
-    "PerFrameFunctionalGroupsSequence", "SpecificCharacterSet",
+    "PerFrameFunctionalGroupsSequence", "SpecificCharacterSet", "SequenceName", "PulseSequenceName",
 )
 
 
@@ -192,6 +192,7 @@ class FileInfo:
     epi: bool
     mr_acquisition_type: str
     layout: PixelLayout
+    sequence_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -1618,6 +1619,7 @@ def read_file(
             temporal_positions=facts["temporal_positions"],
             epi=facts["epi"],
             mr_acquisition_type=_as_text(_get(ds, "MRAcquisitionType")),
+            sequence_name=_as_text(_get(ds, "SequenceName")) or _as_text(_get(ds, "PulseSequenceName")),
             layout=layout,
         )
         images = _enhanced_images(ds, info, path) if enhanced else _classic_images(ds, info, path)

@@ -34,6 +34,7 @@ import numpy as np
 
 import fus
 from fus.backend import asnumpy, get_backend
+from fus.checks import finite_scalar
 from fus.errors import DicomError, InvalidParameterError
 from fus.mr.baseline import Baseline, BaselineLibrary
 from fus.mr.dicom import Series, load_series
@@ -65,6 +66,9 @@ class ReplayOptions:
         A separate series holding the magnitude (same geometry), for phase-only series.
     echo : int or None
         Echo number (None: the echo with the longest TE that has phase, for PRF sensitivity).
+    echo_time : float or None
+        PRF echo time [s] to use instead of the header's: needed when the phase image is a
+        difference of two echoes (Siemens field maps, SequenceName ``*fm...``: TE2 - TE1).
     baseline : int
         Number of first dynamics used as baseline: averaged (complex mean) into one, or, with
         ``baseline_library``, kept as a library from which each dynamic takes the best match
@@ -82,6 +86,7 @@ class ReplayOptions:
     series: int | str | None = None
     magnitude_series: int | str | None = None
     echo: int | None = None
+    echo_time: float | None = None
     baseline: int = 1
     baseline_library: bool = False
     noise: float | None = None
@@ -115,6 +120,29 @@ def choose_echo(series: Series, echo: int | None) -> int:
         )
     tes = {e: series.echo_time(e) for e in have}
     return max(have, key=lambda e: tes[e])
+
+
+def _is_phase_difference(series: Series) -> bool:
+    """Siemens field-map phase (SequenceName ``*fm...``): the difference of two echoes' phases,
+    labelled with the second TE."""
+    return series.vendor == "siemens" and series.sequence_name.lower().lstrip("*").startswith("fm") and "phase" in series.components
+
+
+def _prf_echo_time(series: Series, echo: int, override: float | None) -> tuple[float, str]:
+    """Echo time [s] of the PRF scale and where it came from."""
+    if override is not None:
+        te = finite_scalar("echo_time", override, positive=True)
+        if te > 1.0:
+            raise InvalidParameterError("echo_time", override, "must be in seconds (< 1 s)")
+        return te, "given"
+    if _is_phase_difference(series):
+        raise DicomError(
+            f"{series.name} is a Siemens field-map phase (SequenceName {series.sequence_name!r}): each image is the "
+            f"phase difference of two echoes, labelled with TE {series.echo_time(echo) * 1e3:g} ms, so the PRF "
+            "echo time is the difference of the echo times (see the magnitude series' TEs); give it with --te MS",
+            tag="(0018,0024) SequenceName / (0018,0081) EchoTime",
+        )
+    return series.echo_time(echo), "(0018,0081) EchoTime"
 
 
 def _magnitude_echo(series: Series, echo: int, magnitude: Series) -> int:
@@ -234,7 +262,7 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
             f"{series.name}: dynamic times are unknown or not increasing ({series.times_source}: "
             f"{times[:5].tolist()}...): the dose needs them"
         )
-    te = series.echo_time(echo)
+    te, te_source = _prf_echo_time(series, echo, opts.echo_time)
     if progress is not None:
         progress.total = n_dyn
         progress.refresh()
@@ -347,6 +375,7 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
             "enhanced": series.enhanced,
             "echo": echo,
             "echo_time_s": te,
+            "echo_time_source": te_source,
             "f0_Hz": series.f0,
             "b0_T": series.b0,
             "shape_slices_rows_cols": list(shape),
