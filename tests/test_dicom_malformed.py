@@ -297,6 +297,14 @@ def test_phase_without_component_tag_is_not_taken_as_magnitude(tmp_path):
     assert load_series(tmp_path).components == ("magnitude",)
 
 
+def test_negative_magnitude_rescale_is_refused(tmp_path):
+    files = _series(tmp_path, phase=False, rescale=(1.0, -2000.0))
+    with pytest.raises(DicomError, match="magnitude is never negative") as exc:
+        load_series(tmp_path)
+    assert str(files[("m", 0, 1)]) in str(exc.value) and "(0028,1052)" in str(exc.value)
+    _raised_by_fus(exc)
+
+
 def test_siemens_mosaic_refused(tmp_path):
     path = classic(tmp_path / "mosaic.dcm", np.ones((8, 8)), series_uid=new_uid(),
                    image_type=("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"))

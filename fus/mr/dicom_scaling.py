@@ -218,6 +218,13 @@ def image_scale(
     ss = philips_scale_slope if philips_scale_slope not in (None, 0.0) else None
 
     if component != "phase":
+        if component == "magnitude" and ri < 0:
+            raise DicomError(
+                f"magnitude image{where} with RescaleIntercept={ri:g}: a magnitude is never negative "
+                "(is it a phase or real image labelled magnitude?); refusing to take |value|",
+                path=path,
+                tag=ri_tag,
+            )
         if vendor == "philips" and ss is not None:
             return Scale(
                 1.0 / ss,
