@@ -175,8 +175,8 @@ class Thermometry:
             raise InvalidParameterError("dynamic", f"array of dtype {z.dtype}", "must be complex (magnitude and phase); a real image has no phase")
         if tuple(z.shape) != self.shape:
             raise InvalidParameterError("dynamic", f"image of shape {tuple(z.shape)}", f"must match the baseline's {self.shape}")
-        use = None if self._exclude is None else ~xp.broadcast_to(self._exclude, self.shape)
-        bi, base = (0, self.library.baselines[0]) if len(self.library) == 1 else self.library.select(z, use)
+        # the library matches outside the heated region: the drift fit's region, made once
+        bi, base = (0, self.library.baselines[0]) if len(self.library) == 1 else self.library.select(z, self._use)
         mag_min = self.settings.snr_min * noise
         dphi, weight, mask = prf_phase(z, base.image, noise=noise, noise_ref=base.noise, mag_min=mag_min)
         s = self.settings
