@@ -21,6 +21,7 @@ Flags: ``-O3 -fno-math-errno -fno-trapping-math -ffp-contract=fast``; never ``-f
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shlex
@@ -117,12 +118,51 @@ class BuildKernels(build_ext):
             f"#define FUS_BUILD_FLAGS {_c_string(described)}\n"
             f"#define FUS_SOURCE_HASH {_c_string(source_hash(KERNEL_DIR))}\n"
         )
+        table = kernel_table()
+        # CPU library: each kernel source, plus the parameter-type list of each of its kernels
+        units = []
+        for src in sorted(KERNEL_DIR.glob("*.cu")):
+            unit = tmp / f"cpu_{src.stem}.cpp"
+            lines = [f'#include "{src.name}"', '#include "host/signature.hpp"']
+            lines += [f"FUS_CPU_SIGNATURE({name})" for name in table.get(src.name, [])]
+            unit.write_text("\n".join(lines) + "\n")
+            units.append(unit)
+        units += sorted(KERNEL_DIR.glob("*.cpp"))  # host_info.cpp: build facts for `fus info`
+        self._link(cxx, flags, units, tmp / "cpu", out, link)
 
-        sources = sorted(KERNEL_DIR.glob("*.cu")) + sorted(KERNEL_DIR.glob("*.cpp"))
+        # GPU emulation library: the FUS_GPU branches of the same sources, compiled by the host
+        # compiler with the emulation header (no OpenMP: blocks run on the runtime's own threads)
+        emu_flags = [f for f in flags if f not in ("-fopenmp", "-fopenmp-simd")]
+        emu_flags += ["-include", str(KERNEL_DIR / "host" / "gpu_emulation.hpp"), "-pthread"]
+        emu_units = []
+        for src in sorted(KERNEL_DIR.glob("*.cu")):
+            unit = tmp / f"emu_{src.stem}.cpp"
+            lines = [f'#include "{src.name}"']
+            lines += [f'FUS_EMU_EXPORT({name}, "{src.name}")' for name in table.get(src.name, [])]
+            lines += ['#include "fus_build_flags.h"',
+                      f'extern "C" __attribute__((visibility("default"))) const char* fus_emu_source_hash_{src.stem}() {{ return FUS_SOURCE_HASH; }}']
+            unit.write_text("\n".join(lines) + "\n")
+            emu_units.append(unit)
+        emu_units.append(KERNEL_DIR / "host" / "gpu_emulation_runtime.cpp")
+        emu_out = out.parent / out.name.replace("_kernels_cpu", "_gpu_emulation")
+        self._link(cxx, emu_flags, emu_units, tmp / "emu", emu_out, ["-pthread"])
+        self._fus_extra = [emu_out]
+        # ... and once more under ThreadSanitizer, where the compiler has it (CI's race check)
+        tsan = ["-fsanitize=thread", "-g", "-O1"]
+        if _accepts(cxx, tsan + ["-pthread"]):
+            tsan_flags = [f for f in emu_flags if f != "-O3"] + tsan
+            tsan_out = out.parent / out.name.replace("_kernels_cpu", "_gpu_emulation_tsan")
+            self._link(cxx, tsan_flags, emu_units, tmp / "tsan", tsan_out, ["-pthread", "-fsanitize=thread"])
+            self._fus_extra.append(tsan_out)
+        else:
+            self.warn("fus: the compiler has no -fsanitize=thread: the ThreadSanitizer build of the emulated GPU is skipped")
+
+    def _link(self, cxx: list[str], flags: list[str], units: list[Path], tmp: Path, out: Path, link: list[str]) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         objects = []
-        for src in sources:
+        for src in units:
             obj = tmp / (src.name + ".o")
-            cmd = [*cxx, *flags, "-x", "c++", f"-I{KERNEL_DIR}", f"-I{tmp}", "-c", str(src), "-o", str(obj)]
+            cmd = [*cxx, *flags, "-x", "c++", f"-I{KERNEL_DIR}", f"-I{tmp.parent}", "-c", str(src), "-o", str(obj)]
             self.announce(" ".join(cmd), level=2)
             print(" ".join(cmd), file=sys.stderr)
             subprocess.run(cmd, check=True)
@@ -131,12 +171,17 @@ class BuildKernels(build_ext):
         print(" ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True)
 
+    def get_outputs(self) -> list[str]:
+        return super().get_outputs() + [str(p) for p in getattr(self, "_fus_extra", [])]
+
     def copy_extensions_to_source(self) -> None:
         # Editable installs (`pip install -e .`) build in a temporary tree and copy only the
         # library back into the source package. There the package is the repository, so
         # fus/_kernels is a link to kernels/: the GPU backend compiles the sources being edited,
         # and the CPU backend refuses a library built from other sources (see source hash).
         super().copy_extensions_to_source()
+        for extra in getattr(self, "_fus_extra", []):
+            shutil.copy2(extra, HERE / "fus" / extra.name)
         link = HERE / "fus" / "_kernels"
         if link.is_symlink() or link.is_file():
             link.unlink()
@@ -155,6 +200,23 @@ class BuildKernels(build_ext):
         for src in sorted(KERNEL_DIR.iterdir()):
             if src.suffix in {".cu", ".cuh"}:
                 shutil.copy2(src, dest / src.name)
+
+
+def kernel_table() -> dict[str, list[str]]:
+    """Kernel names per source file, read from the launch table (fus/backend/signatures.py).
+
+    Parsed, not imported: the package is not importable while it is being built.
+    """
+    tree = ast.parse((HERE / "fus" / "backend" / "signatures.py").read_text())
+    table: dict[str, list[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "KernelSignature":
+            kw = {k.arg: k.value for k in node.keywords}
+            if isinstance(kw.get("name"), ast.Constant) and isinstance(kw.get("source"), ast.Constant):
+                table.setdefault(kw["source"].value, []).append(kw["name"].value)
+    if not table:
+        raise RuntimeError("fus: no kernel found in fus/backend/signatures.py")
+    return table
 
 
 def source_hash(directory: Path) -> str:

@@ -17,6 +17,7 @@ __all__ = [
     "FusError",
     "InvalidParameterError",
     "BackendError",
+    "KernelLaunchError",
     "BackendUnavailableError",
     "KernelBuildError",
     "DataError",
@@ -59,6 +60,10 @@ class BackendUnavailableError(BackendError):
 
 class KernelBuildError(BackendError):
     """A kernel source failed to compile or the compiled CPU library is missing or stale."""
+
+
+class KernelLaunchError(BackendError):
+    """A kernel launch failed on the device (or the emulated device): the message says why."""
 
 
 class DataError(FusError, ValueError):

@@ -69,6 +69,7 @@ FUS_GLOBAL void __launch_bounds__(BIOHEAT_BLOCK)
                   fus_i32 n, fus_i32 n_steps, fus_i32 n_chunks, fus_i32 n_work) {
     (void)n;
     (void)n_work;
+    FUS_REQUIRE_BLOCK(BIOHEAT_BLOCK);
     __shared__ fus_i32 ticket_s;
     if (threadIdx.x == 0) ticket_s = atomicAdd(&sync[0], 1);
     __syncthreads();
@@ -85,8 +86,8 @@ FUS_GLOBAL void __launch_bounds__(BIOHEAT_BLOCK)
         const fus_i32 zlo = (z > 0) ? z - 1 : z;
         const fus_i32 zhi = (z < n0 - 1) ? z + 1 : z;
         for (fus_i32 zz = zlo; zz <= zhi; ++zz) {
-            volatile fus_i32* flag = done + (step - 2) * n0 + zz;
-            while (*flag < n_chunks) __nanosleep(32);
+            fus_i32* flag = done + (step - 2) * n0 + zz;
+            while (fus_poll(flag) < n_chunks) __nanosleep(32);
         }
         __threadfence();
     }

@@ -13,7 +13,14 @@
 #ifndef FUS_PORTABLE_CUH
 #define FUS_PORTABLE_CUH
 
-#if defined(__CUDACC__)
+#if defined(FUS_GPU_EMULATION)
+// The GPU branch compiled by the host compiler for the emulated device (host/gpu_emulation.hpp,
+// force-included): kernels get internal linkage, the emulation library exports launchers.
+#define FUS_GPU 1
+#define FUS_HD static inline __attribute__((always_inline))
+#define FUS_GLOBAL static
+#define FUS_RESTRICT __restrict__
+#elif defined(__CUDACC__)
 #define FUS_GPU 1
 #define FUS_HD __host__ __device__ __forceinline__
 #define FUS_GLOBAL extern "C" __global__
@@ -34,12 +41,14 @@
 #endif
 #endif
 
-#if FUS_GPU
+#if FUS_GPU && !defined(FUS_GPU_EMULATION)
 typedef int fus_i32;
 typedef unsigned int fus_u32;
+typedef long long fus_i64;
 #else
 typedef int32_t fus_i32;
 typedef uint32_t fus_u32;
+typedef int64_t fus_i64;
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -47,10 +56,12 @@ typedef uint32_t fus_u32;
 //   FUS_FOR_EACH(i, n) { body }  runs body for i = 0 .. n-1:
 //     GPU: a grid-stride loop over the launch grid;  CPU: an OpenMP parallel for.
 // ---------------------------------------------------------------------------------------------
+// The GPU index is 64-bit: i + blockDim.x * gridDim.x must not wrap for n close to 2^31 (the
+// launch table refuses arrays of 2^31 or more 32-bit values, so n itself fits an fus_i32).
 #if FUS_GPU
 #define FUS_FOR_EACH(i, n)                                                                  \
-    for (fus_i32 i = (fus_i32)(blockIdx.x * blockDim.x + threadIdx.x); i < (n);             \
-         i += (fus_i32)(blockDim.x * gridDim.x))
+    for (fus_i64 i = (fus_i64)blockIdx.x * blockDim.x + threadIdx.x; i < (fus_i64)(n);      \
+         i += (fus_i64)blockDim.x * gridDim.x)
 #else
 #define FUS_PRAGMA(x) _Pragma(#x)
 #define FUS_FOR_EACH(i, n) FUS_PRAGMA(omp parallel for schedule(static)) for (fus_i32 i = 0; i < (n); ++i)
@@ -234,6 +245,31 @@ static inline fus_i32 fus_team_size(void) {
     return (fus_i32)omp_get_num_threads();
 #else
     return 1;
+#endif
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// GPU-only helpers for kernels whose blocks cooperate (shared-memory tiles, waits on other blocks).
+// ---------------------------------------------------------------------------------------------
+#if FUS_GPU
+// A kernel whose shared-memory tiles are sized for `block` threads refuses any other launch: a
+// trap (a launch error on the GPU, a clear error on the emulated device), never a read of
+// uninitialised shared memory. The launch table (fus/backend/signatures.py) reads `block` from
+// the kernel source, so fus itself never launches it otherwise.
+#define FUS_REQUIRE_BLOCK(block)                                                       \
+    do {                                                                               \
+        if (blockDim.x != (block) || blockDim.y != 1 || blockDim.z != 1) __trap();      \
+    } while (0)
+
+// Read a counter that other blocks of the running launch update with atomicAdd: a volatile load
+// on the GPU (no stale L1 copy); an acquire load on the emulated device (the same order, stated so
+// that ThreadSanitizer can check it).
+__device__ __forceinline__ fus_i32 fus_poll(fus_i32* p) {
+#if defined(FUS_GPU_EMULATION)
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+#else
+    return *(volatile fus_i32*)p;
 #endif
 }
 #endif

@@ -111,6 +111,7 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
     rayleigh(const float* FUS_RESTRICT src, const float* FUS_RESTRICT w,
              const float* FUS_RESTRICT pts, float k, float alpha, fus_i32 n_src, fus_i32 n_pts,
              float* FUS_RESTRICT out) {
+    FUS_REQUIRE_BLOCK(RAYLEIGH_BLOCK);
     __shared__ float tile[5 * RAYLEIGH_BLOCK];
     if (alpha != 0.0f)
         rayleigh_block<true>(src, w, pts, k, alpha, n_src, n_pts, out, tile);
@@ -229,6 +230,7 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
                      fus_i32 n_pts, float* FUS_RESTRICT out) {
     // Sources are staged through shared memory in tiles of blockDim.x (== RAYLEIGH_BLOCK);
     // every thread of the block takes part in the loads and barriers, active or not.
+    FUS_REQUIRE_BLOCK(RAYLEIGH_BLOCK);
     __shared__ float tile[7 * RAYLEIGH_BLOCK];
     float* tx = tile;
     float* ty = tile + RAYLEIGH_BLOCK;
@@ -545,6 +547,7 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
                  const float* FUS_RESTRICT elem, const float* FUS_RESTRICT pts, float k0,
                  float alpha0, fus_i32 layered, fus_i32 n_src, fus_i32 n_pts,
                  float* FUS_RESTRICT out) {
+    FUS_REQUIRE_BLOCK(RAYLEIGH_BLOCK);
     __shared__ float tile[11 * RAYLEIGH_BLOCK];
     if (layered)
         rayleigh_far_block<true>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out, tile);

@@ -51,9 +51,15 @@ def cpu_backend():
 
 @pytest.fixture
 def cuda_backend():
-    """The CUDA backend, or a skip that says why it cannot run here."""
+    """The CUDA backend (a real device, or the emulated one with ``FUS_GPU_EMULATION=1``).
+
+    Where neither can run, a skip that says why -- and a failure under ``FUS_REQUIRE_CUDA=1``
+    (CI's emulated pass), where a skipped GPU test would be a test that does not exist.
+    """
     ok, reason, _ = cuda_status()
     if not ok:
+        if os.environ.get("FUS_REQUIRE_CUDA") == "1":
+            pytest.fail(f"FUS_REQUIRE_CUDA=1 but the CUDA backend cannot run: {reason}")
         pytest.skip(f"no usable CUDA device: {reason}")
     import fus
 

@@ -515,7 +515,7 @@ def test_cli_field_errors_exit_1_with_a_message(tmp_path, capsys, args, match):
 # --------------------------------------------------------------------------------- GPU
 @pytest.mark.cuda
 def test_cuda_matches_cpu(cuda_backend):
-    import cupy
+    cupy = cuda_backend.xp  # real CuPy, or its strict stand-in on the emulated device
 
     t = cap256()
     u = scale_to_power(t, focus_phases(t, (0, 0, 0)), 30.0)

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Union
 import numpy as np
 
 from fus.backend.cpu import CpuBackend
-from fus.backend.cuda import CudaBackend, cuda_status
+from fus.backend.cuda import CudaBackend, cuda_status, cupy_module
 from fus.errors import InvalidParameterError
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "asnumpy",
     "array_module",
     "cuda_status",
+    "writeable",
 ]
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,22 @@ def asnumpy(x: Any) -> np.ndarray:
 
 
 def array_module(x: Any) -> Any:
-    """``cupy`` if ``x`` is a CuPy array, else ``numpy`` (write array code once for both)."""
-    if hasattr(x, "__cuda_array_interface__") and hasattr(x, "get"):
-        import cupy
+    """``cupy`` if ``x`` is a CuPy array, else ``numpy`` (write array code once for both).
 
-        return cupy
+    On the emulated device (``FUS_GPU_EMULATION=1``) its stand-in for ``cupy``.
+    """
+    if hasattr(x, "__cuda_array_interface__") and hasattr(x, "get"):
+        return cupy_module()
     return np
+
+
+def writeable(x: Any) -> bool:
+    """True when a kernel may write into array ``x``.
+
+    numpy arrays say so in ``flags.writeable``; CuPy arrays have no such flag (``cupy``'s
+    ``ndarray.flags`` holds only ``c_contiguous``, ``f_contiguous`` and ``owndata``) because device
+    memory is always writeable.
+    """
+    if isinstance(x, np.ndarray):
+        return bool(x.flags.writeable)
+    return hasattr(x, "__cuda_array_interface__")

@@ -13,9 +13,10 @@ from typing import Any
 
 from fus.backend.signatures import KERNELS, check_arguments
 from fus.backend.sources import kernel_source
-from fus.errors import BackendUnavailableError, KernelBuildError
+from fus.backend.emulation import emulation_requested
+from fus.errors import BackendError, BackendUnavailableError, KernelBuildError
 
-__all__ = ["CudaBackend", "cuda_status", "NVRTC_OPTIONS", "CUPY_ADDED_OPTIONS", "nvrtc_options"]
+__all__ = ["CudaBackend", "cuda_status", "cupy_module", "NVRTC_OPTIONS", "CUPY_ADDED_OPTIONS", "nvrtc_options"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,38 @@ def nvrtc_options(arch: str) -> tuple[str, ...]:
     return NVRTC_OPTIONS + CUPY_ADDED_OPTIONS + (f"--gpu-architecture={arch}",)
 
 
+def cupy_module() -> Any:
+    """The CUDA backend's array module: ``cupy``, or its stand-in on the emulated device.
+
+    ``FUS_GPU_EMULATION=1`` selects :mod:`fus.backend.emulated_cupy` (see
+    :mod:`fus.backend.emulation`). Raises ImportError (or BackendUnavailableError on the emulated
+    device) when neither can be had.
+    """
+    if emulation_requested():
+        from fus.backend.emulated_cupy import load
+
+        return load()
+    import cupy
+
+    return cupy
+
+
+def _emulated_status() -> tuple[bool, str, dict[str, Any]]:
+    from fus.backend.emulation import emulation_library
+
+    info: dict[str, Any] = {"emulated": True}
+    try:
+        variant = emulation_requested() or "fibers"
+        dev = emulation_library(variant)
+        xp = cupy_module()
+    except BackendError as exc:
+        return False, f"FUS_GPU_EMULATION is set but the emulated device cannot run: {exc}", info
+    info["cupy"] = xp.__version__
+    info["device"] = "fus emulated CUDA device (CPU)"
+    info["emulation"] = f"{dev.build}; {dev.path.name}"
+    return True, f"cuda (emulated on CPU: {dev.build}); the CUDA backend's code runs on it up to the driver call", info
+
+
 def cuda_status() -> tuple[bool, str, dict[str, Any]]:
     """Can the CUDA backend run here?
 
@@ -50,6 +83,11 @@ def cuda_status() -> tuple[bool, str, dict[str, Any]]:
     info : dict
         CuPy, CUDA runtime/driver and NVRTC versions and device name, as far as they are known.
     """
+    try:
+        if emulation_requested():
+            return _emulated_status()
+    except BackendError as exc:
+        return False, str(exc), {}
     info: dict[str, Any] = {}
     try:
         import cupy
@@ -102,11 +140,12 @@ class CudaBackend:
         ok, reason, info = cuda_status()
         if not ok:
             raise BackendUnavailableError(f"the CUDA backend is not available: {reason}")
-        import cupy
-
-        self.xp = cupy
+        self.xp = cupy_module()
+        self.emulated = bool(info.get("emulated"))
         self.info = info
         self._modules: dict[tuple[int, str], Any] = {}
+        #: names of the kernels launched so far (CI checks that every kernel of the table ran)
+        self.launched: set[str] = set()
         self._lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
@@ -138,7 +177,8 @@ class CudaBackend:
         if n == 0:
             return
         grid = (n + sig.block - 1) // sig.block
-        self._function(name)((grid,), (sig.block,), args)
+        self._function(name)((grid,), (sig.block,), tuple(args))
+        self.launched.add(name)
 
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """Array of this backend (CuPy on the current device), C-contiguous."""

@@ -12,7 +12,9 @@ without complaint and the kernel would read garbage).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -64,24 +66,50 @@ class KernelSignature:
         Arguments in call order.
     elements : str
         Name of the int32 argument that counts the elements (threads) of the launch.
-    block : int
-        GPU threads per block (the kernel may rely on it, e.g. for shared-memory tiles).
+    block_macro : str, optional
+        For kernels whose shared-memory tiles are sized for one block size: the ``#define`` in the
+        kernel source that holds it (the one place it is written; the kernel traps on any other).
+        Without it, :data:`DEFAULT_BLOCK` (the kernel is a grid-stride loop that takes any size).
     """
 
     name: str
     source: str
     args: tuple[Arg, ...]
     elements: str
-    block: int = 256
+    block_macro: str | None = None
     scalars: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scalars", tuple(a.name for a in self.args if not a.is_array))
 
+    @property
+    def block(self) -> int:
+        """GPU threads per block of every launch of this kernel."""
+        if self.block_macro is None:
+            return DEFAULT_BLOCK
+        return _defined_int(self.source, self.block_macro)
+
     def count(self, args: tuple[Any, ...]) -> int:
         """Number of elements (GPU threads) of a launch with these arguments."""
         names = [a.name for a in self.args]
         return int(args[names.index(self.elements)])
+
+
+#: Threads per block of the grid-stride kernels (any size works for them).
+DEFAULT_BLOCK = 256
+
+#: The kernels index with 32-bit integers: no array may hold 2^31 or more 32-bit values.
+MAX_VALUES = 2**31 - 1
+
+
+@lru_cache(maxsize=None)
+def _defined_int(source: str, macro: str) -> int:
+    from fus.backend.sources import kernel_source
+
+    m = re.search(rf"^[ \t]*#[ \t]*define[ \t]+{re.escape(macro)}[ \t]+(\d+)[ \t]*$", kernel_source(source), re.MULTILINE)
+    if m is None:
+        raise BackendError(f"kernel source {source} defines no {macro} (the block size its kernels need)")
+    return int(m.group(1))
 
 
 def _n(name: str, factor: int = 1) -> Callable[[Mapping[str, Any]], int]:
@@ -140,7 +168,7 @@ KERNELS: dict[str, KernelSignature] = {
                 Arg("out", "complex64", _n("n_pts"), output=True),
             ),
             elements="n_pts",
-            block=256,
+            block_macro="RAYLEIGH_BLOCK",  # the shared-memory source tile
         ),
         KernelSignature(
             name="rayleigh_layered",
@@ -155,7 +183,7 @@ KERNELS: dict[str, KernelSignature] = {
                 Arg("out", "complex64", _n("n_pts"), output=True),
             ),
             elements="n_pts",
-            block=256,  # RAYLEIGH_BLOCK: the shared-memory source tile
+            block_macro="RAYLEIGH_BLOCK",  # the shared-memory source tile
         ),
         KernelSignature(
             name="rayleigh_far",
@@ -173,7 +201,7 @@ KERNELS: dict[str, KernelSignature] = {
                 Arg("out", "complex64", _n("n_pts"), output=True),
             ),
             elements="n_pts",
-            block=256,  # RAYLEIGH_BLOCK: the shared-memory source tile
+            block_macro="RAYLEIGH_BLOCK",  # the shared-memory source tile
         ),
         # -- thermometry entries (prf.cu, dose.cu) --
         KernelSignature(
@@ -287,7 +315,7 @@ KERNELS: dict[str, KernelSignature] = {
                 Arg("n_work", "int32"),
             ),
             elements="n_work",
-            block=256,
+            block_macro="BIOHEAT_BLOCK",  # one work item per block
         ),
     ]
 }
@@ -335,5 +363,11 @@ def check_arguments(sig: KernelSignature, args: tuple[Any, ...], array_type: typ
         need = spec.size(scalars)  # type: ignore[misc]
         if value.size != need:
             raise BackendError(f"kernel {sig.name}: array {spec.name} holds {value.size} elements, needs {need}")
-        if spec.output and not value.flags.writeable:
+        values = value.size * (2 if value.dtype.kind == "c" else 1)
+        if values > MAX_VALUES:
+            raise BackendError(
+                f"kernel {sig.name}: array {spec.name} holds {values} values; the kernels index with 32-bit "
+                f"integers (at most {MAX_VALUES}): split the work into smaller calls"
+            )
+        if spec.output and isinstance(value, np.ndarray) and not value.flags.writeable:
             raise BackendError(f"kernel {sig.name}: output array {spec.name} is read-only")

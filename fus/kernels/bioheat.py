@@ -40,7 +40,8 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from fus.backend import get_backend
+from fus.backend import get_backend, writeable
+from fus.backend.signatures import KERNELS
 from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import count, host_or_device_dtype
@@ -54,7 +55,6 @@ __all__ = [
     "stable_time_step",
 ]
 
-_BLOCK = 256  # GPU threads per block (the launch table's block for bioheat_steps)
 _GPU_ITEM = 4096  # voxels per GPU work item (one block)
 _MAX_STEPS_PER_LAUNCH = 32
 
@@ -457,7 +457,7 @@ def bioheat_coefficients(
 
 
 def _buffer(name: str, x: Any, xp: Any, shape: tuple[int, ...]) -> Any:
-    if not isinstance(x, xp.ndarray) or x.dtype != np.float32 or not x.flags.c_contiguous or not x.flags.writeable:
+    if not isinstance(x, xp.ndarray) or x.dtype != np.float32 or not x.flags.c_contiguous or not writeable(x):
         raise InvalidParameterError(
             name, type(x).__name__, f"must be a writeable C-contiguous float32 {xp.__name__} array"
         )
@@ -555,7 +555,7 @@ def bioheat_step(
         per_launch = 1
     while done < steps:
         k = min(per_launch, steps - done)
-        n_work = count("work items", k * n0 * n_chunks * _BLOCK)
+        n_work = count("work items", k * n0 * n_chunks * KERNELS["bioheat_steps"].block)
         sync = xp.zeros(1 + k * n0, dtype=np.int32)
         backend.launch(
             "bioheat_steps", bufs[0], bufs[1], c.g0, c.g1, c.g2, c.a, c.p, c.s, sync,

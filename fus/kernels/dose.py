@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fus.backend import get_backend
+from fus.backend import get_backend, writeable
 from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import count, real_array
@@ -49,7 +49,7 @@ def cem43(dose: Any, temp_start: Any, temp_end: Any, dt: float) -> Any:
         raise InvalidParameterError(
             "dose", type(dose).__name__, f"must be a {xp.__name__} array (the active backend's), updated in place"
         )
-    if dose.dtype != np.float64 or not dose.flags.c_contiguous or not dose.flags.writeable:
+    if dose.dtype != np.float64 or not dose.flags.c_contiguous or not writeable(dose):
         raise InvalidParameterError(
             "dose", f"array of dtype {dose.dtype}", "must be a writeable, C-contiguous float64 array (dose accumulates in float64)"
         )

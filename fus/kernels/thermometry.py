@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fus.backend import get_backend
+from fus.backend import get_backend, writeable
 from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.kernels._validate import complex_array, count, real_array
@@ -135,11 +135,11 @@ def _temperature_inputs(backend: Any, dphi: Any, drift: Any, weight: Any, mask: 
     return d, dr, sp, m, sc, n
 
 
-def _state(name: str, arr: Any, xp: Any, dtype: Any, shape: tuple[int, ...], writeable: bool = True) -> Any:
+def _state(name: str, arr: Any, xp: Any, dtype: Any, shape: tuple[int, ...], need_write: bool = True) -> Any:
     if not isinstance(arr, xp.ndarray):
         raise InvalidParameterError(name, type(arr).__name__, f"must be a {xp.__name__} array (the kernel's state)")
-    if arr.dtype != np.dtype(dtype) or not arr.flags.c_contiguous or (writeable and not arr.flags.writeable):
-        need = "writeable, C-contiguous" if writeable else "C-contiguous"
+    if arr.dtype != np.dtype(dtype) or not arr.flags.c_contiguous or (need_write and not writeable(arr)):
+        need = "writeable, C-contiguous" if need_write else "C-contiguous"
         raise InvalidParameterError(name, f"array of dtype {arr.dtype}", f"must be a {need} {np.dtype(dtype)} array")
     _same_shape(name, arr, shape)
     return arr
@@ -231,7 +231,7 @@ def prf_temperature_dose(
     ns, ny, nx = (int(v) for v in d.shape)
     coef = _coefficients(backend, drift, ns)
     xp = backend.xp
-    tp = _state("t_prev", t_prev, xp, np.float32, d.shape, writeable=False)
+    tp = _state("t_prev", t_prev, xp, np.float32, d.shape, need_write=False)
     ds = _state("dose", dose, xp, np.float64, d.shape)
     tx = _state("tmax", tmax, xp, np.float32, d.shape)
     bt = finite_scalar("body_temp", body_temp)

@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from fus.backend import asnumpy, get_backend
+from fus.backend import array_module, asnumpy, get_backend
 from fus.errors import InvalidParameterError
 from fus.kernels import rayleigh
 from fus.physics.drive import _drive, focus_phases
@@ -629,21 +629,13 @@ def focusing_phases(transducer: Transducer, target: Any, medium: Any = None) -> 
 
 # ------------------------------------------------------------------------------ heat
 def _abs_over_z(pressure_arr: Any, alpha_abs: Any, impedance: Any) -> Any:
-    xp = _xp(pressure_arr)
+    xp = array_module(pressure_arr)
     p = xp.asarray(pressure_arr)
     if xp.iscomplexobj(p):
         mag2 = p.real.astype(xp.float32) ** 2 + p.imag.astype(xp.float32) ** 2
     else:
         mag2 = p.astype(xp.float32) ** 2
     return (mag2 * (alpha_abs / impedance)).astype(xp.float32)
-
-
-def _xp(a: Any) -> Any:
-    if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def heat_source(pressure_field: Any, medium: Any, where: Any = None, *, frequency: float) -> Any:
@@ -670,7 +662,7 @@ def heat_source(pressure_field: Any, medium: Any, where: Any = None, *, frequenc
         Q [W/m^3], same shape and array module as ``pressure_field``.
     """
     med = as_medium(medium)
-    xp = _xp(pressure_field)
+    xp = array_module(pressure_field)
     p = xp.asarray(pressure_field)
     if not isinstance(med, LayeredMedium):
         return _abs_over_z(p, np.float32(med.absorption(frequency)), np.float32(med.impedance))
@@ -714,7 +706,7 @@ def heat_source_labels(pressure_field: Any, labels: Any, *, frequency: float) ->
     InvalidParameterError
         Shape mismatch or a label that is not in the tissue table.
     """
-    xp = _xp(pressure_field)
+    xp = array_module(pressure_field)
     p = xp.asarray(pressure_field)
     lab = xp.asarray(labels)
     if tuple(lab.shape) != tuple(p.shape):
@@ -723,7 +715,7 @@ def heat_source_labels(pressure_field: Any, labels: Any, *, frequency: float) ->
         raise InvalidParameterError("labels", str(lab.dtype), "must be integer tissue labels")
     tissues = {t.label: HomogeneousMedium(t) for t in TISSUES.values()}
     top = max(tissues) + 1
-    present = np.unique(_host(lab))
+    present = np.unique(asnumpy(lab))
     bad = [int(v) for v in present if int(v) not in tissues]
     if bad:
         raise InvalidParameterError(
@@ -736,6 +728,3 @@ def heat_source_labels(pressure_field: Any, labels: Any, *, frequency: float) ->
         imp[lbl] = m.impedance
     return _abs_over_z(p, xp.asarray(alpha)[lab], xp.asarray(imp)[lab])
 
-
-def _host(a: Any) -> np.ndarray:
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)

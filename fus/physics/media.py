@@ -69,6 +69,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+from fus.backend import array_module
 from fus.errors import DataError, InvalidParameterError
 from fus.physics.tissues import Tissue, get_tissue, tissue_names
 
@@ -190,7 +191,7 @@ class HomogeneousMedium:
 
     def layer_index(self, z: Any) -> Any:
         """Index of the layer at each ``z`` [m] (all 0), same array module and shape as ``z``."""
-        xp = _xp(z)
+        xp = array_module(z)
         return xp.zeros(xp.asarray(z).shape, dtype=xp.int32)
 
     def describe(self, frequency: float | None = None) -> dict[str, Any]:
@@ -216,14 +217,6 @@ def _layer_summary(m: HomogeneousMedium, frequency: float | None) -> dict[str, A
         out["attenuation_Np_m"] = m.attenuation(frequency)
         out["absorption_Np_m"] = m.absorption(frequency)
     return out
-
-
-def _xp(a: Any) -> Any:
-    if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):
-        import cupy
-
-        return cupy
-    return np
 
 
 @dataclass(frozen=True)
@@ -327,7 +320,7 @@ class LayeredMedium:
     def layer_index(self, z: Any) -> Any:
         """Index of the layer containing each ``z`` [m] (a point on an interface belongs to the
         deeper layer), same array module and shape as ``z``, int32."""
-        xp = _xp(z)
+        xp = array_module(z)
         zi = xp.asarray(self.interfaces, dtype=xp.asarray(z).dtype)
         return xp.searchsorted(zi, xp.asarray(z), side="right").astype(xp.int32)
 
