@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from conftest import require_data
 
 from fus.cli.convert import _tags
 from fus.cli.main import main
@@ -33,8 +34,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
 
 
 def _need_data() -> None:
-    if not DATA.is_dir():
-        pytest.skip(f"shared real DICOM data not found at {DATA} (../shared beside the checkout)")
+    require_data(DATA)
 
 
 def _messages(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> tuple[str, str]:

@@ -22,6 +22,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from conftest import require_data
 
 import fus.mr.dicom as dicom_mod
 from fus.errors import DicomError, InvalidParameterError
@@ -33,8 +34,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
 
 
 def _need_data() -> None:
-    if not DATA.is_dir():
-        pytest.skip(f"shared real DICOM data not found at {DATA} (../shared beside the checkout)")
+    require_data(DATA)
 
 
 @functools.lru_cache(maxsize=None)
@@ -520,8 +520,7 @@ def test_philips_scale_tag_in_some_files_only_is_refused(tmp_path):
     import io
 
     src = DATA / "philips-ingenia-classic"
-    if not src.is_dir():
-        pytest.skip(f"shared data not found at {src} (../shared beside the checkout)")
+    require_data(src)
     for every in (7, 1):
         folder = tmp_path / f"every{every}"
         folder.mkdir()

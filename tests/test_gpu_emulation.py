@@ -247,3 +247,17 @@ def test_thread_sanitizer_sees_a_missing_barrier(tmp_path):
     assert "WARNING: ThreadSanitizer: data race" in res.stderr and "faults.cu" in res.stderr, res.stderr[-3000:]
     res = subprocess.run([sys.executable, str(TSAN_RUN), "faults", str(lib), "neighbour_with_barrier"], env=env, capture_output=True, text=True, timeout=300)
     assert "ThreadSanitizer" not in res.stderr and res.returncode == 0, res.stderr[-3000:]
+
+
+def test_gpu_check_script_on_the_emulated_device(tmp_path):
+    """benchmarks/gpu_check.py (what a lent GPU runs) works end to end; here on the emulated device."""
+    out = tmp_path / "check.json"
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), str(out), "--emulated", "--no-bench"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    import json
+
+    report = json.loads(out.read_text())
+    assert report["info"]["cuda"]["self_test"]["ok"]
+    cases = report["tests_wavefront_0"]["cases"]
+    assert len(cases) >= 16 and all(c["outcome"] == "passed" for c in cases)
+    assert report["tests_wavefront_1"]["cases"] and all(c["outcome"] == "passed" for c in report["tests_wavefront_1"]["cases"])

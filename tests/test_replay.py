@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import dicom_synth as ds
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, require_data
 from fus.cli.main import main
 from fus.mr.baseline import Baseline
 from fus.mr.dicom import load_series
@@ -207,8 +207,7 @@ def test_real_siemens_no_heating_pair():
     from the noise alone (0.674 x the median predicted sigma_T of 0.24 C).
     """
     root = SHARED_DATA / "dicom" / "siemens-prisma-gre"
-    if not root.is_dir():
-        pytest.skip(f"shared data not found at {root} (../shared beside the checkout)")
+    require_data(root)
     p1 = load_series(root / "phase")
     p2 = load_series(root / "phase-repeat")
     mag = load_series(root / "mag")
@@ -242,8 +241,7 @@ def test_real_siemens_pair_with_synthetic_heating():
     map must equal the no-heating map plus the known heating (linearity on real noise and real
     drift), and the peak must come back within the noise."""
     root = SHARED_DATA / "dicom" / "siemens-prisma-gre"
-    if not root.is_dir():
-        pytest.skip(f"shared data not found at {root} (../shared beside the checkout)")
+    require_data(root)
     p1, p2, mag = load_series(root / "phase"), load_series(root / "phase-repeat"), load_series(root / "mag")
     m = mag.image("magnitude", mag.echoes[-1])[0]
     te = mag.echo_time(mag.echoes[-1]) - mag.echo_time(mag.echoes[0])

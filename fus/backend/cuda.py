@@ -67,6 +67,7 @@ def _emulated_status() -> tuple[bool, str, dict[str, Any]]:
         return False, f"FUS_GPU_EMULATION is set but the emulated device cannot run: {exc}", info
     info["cupy"] = xp.__version__
     info["device"] = "fus emulated CUDA device (CPU)"
+    info["compute_capability"] = "emulated"
     info["emulation"] = f"{dev.build}; {dev.path.name}"
     return True, f"cuda (emulated on CPU: {dev.build}); the CUDA backend's code runs on it up to the driver call", info
 

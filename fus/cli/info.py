@@ -13,6 +13,7 @@ import numpy as np
 import fus
 from fus.backend import auto_choice, cuda_status
 from fus.backend.cpu import CpuBackend
+from fus.backend.selftest import cuda_self_test
 from fus.errors import FusError
 
 
@@ -33,6 +34,8 @@ def gather() -> dict[str, Any]:
         report["cpu"] = {"error": str(exc)}
     ok, reason, info = cuda_status()
     report["cuda"] = {"available": ok, "reason": reason, **info}
+    if ok:
+        report["cuda"]["self_test"] = cuda_self_test()
     return report
 
 
@@ -68,5 +71,8 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"cuda versions: {versions}")
     if "device" in cu:
         lines.append(f"cuda device: {cu['device']} (compute capability {cu.get('compute_capability', '?')})")
+    test = cu.get("self_test")
+    if test is not None:
+        lines.append(f"cuda self-test: {'ok' if test['ok'] else 'FAILED'}: {test['detail']}")
     print("\n".join(lines))
-    return 0
+    return 0 if test is None or test["ok"] else 1
