@@ -15,7 +15,6 @@ of CuPy fus uses.
 from __future__ import annotations
 
 import ctypes
-import importlib.machinery
 import os
 import threading
 from functools import lru_cache
@@ -24,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fus.backend.sources import package_dir, source_hash
+from fus.backend.sources import built_library, package_dir, source_hash
 from fus.errors import BackendUnavailableError, KernelBuildError, KernelLaunchError
 
 __all__ = ["emulation_requested", "emulation_library", "EmulatedDevice"]
@@ -52,13 +51,11 @@ def emulation_requested() -> str | None:
 
 def _library_path(variant: str) -> Path:
     stem = "_gpu_emulation_tsan" if variant == "tsan" else "_gpu_emulation"
-    pkg = package_dir()
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        p = pkg / f"{stem}{suffix}"
-        if p.is_file():
-            return p
+    p = built_library(stem)
+    if p is not None:
+        return p
     raise BackendUnavailableError(
-        f"the emulated GPU library ({stem}*.so) was not found in {pkg}: reinstall fus "
+        f"the emulated GPU library ({stem}*.so) was not found in {package_dir()}: reinstall fus "
         "(`pip install .`); the ThreadSanitizer build needs a compiler with -fsanitize=thread"
     )
 
@@ -169,4 +166,3 @@ def as_ctypes(value: Any, param: str) -> Any:
     raise KernelLaunchError(f"emulated GPU: parameter type {param} is not supported")
 
 
-NUMPY_OF = {"float32": np.float32, "float64": np.float64, "int32": np.int32}

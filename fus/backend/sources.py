@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fus.errors import KernelBuildError
 
-__all__ = ["package_dir", "kernel_dir", "kernel_source", "source_hash", "cpu_library_path"]
+__all__ = ["package_dir", "kernel_dir", "kernel_source", "source_hash", "built_library", "cpu_library_path"]
 
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"[ \t]*$', re.MULTILINE)
 
@@ -70,13 +70,22 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
-def cpu_library_path() -> Path:
-    """Path of the compiled CPU kernel library ``fus/_kernels_cpu<suffix>``."""
+def built_library(stem: str) -> Path | None:
+    """Path of the library ``fus/<stem><extension suffix>`` the build made, or None."""
     pkg = package_dir()
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        p = pkg / f"_kernels_cpu{suffix}"
+        p = pkg / f"{stem}{suffix}"
         if p.is_file():
             return p
+    return None
+
+
+def cpu_library_path() -> Path:
+    """Path of the compiled CPU kernel library ``fus/_kernels_cpu<suffix>``."""
+    p = built_library("_kernels_cpu")
+    if p is not None:
+        return p
+    pkg = package_dir()
     raise KernelBuildError(
         f"the CPU kernel library (_kernels_cpu*.so) was not found in {pkg}: fus was not built for this "
         "Python. Install it with `pip install .` (or `pip install -e .`) from the repository root; "
