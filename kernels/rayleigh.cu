@@ -59,42 +59,36 @@ FUS_HD fus_c32 rayleigh_term(float px, float py, float pz, float sx, float sy, f
 
 #define RAYLEIGH_BLOCK 256
 
-template <bool ATTEN>
-__device__ __forceinline__ void rayleigh_block(const float* FUS_RESTRICT src,
-                                               const float* FUS_RESTRICT w,
-                                               const float* FUS_RESTRICT pts, float k,
-                                               float alpha, fus_i32 n_src, fus_i32 n_pts,
+// The GPU loop of all three Rayleigh kernels: one thread per field point, the sources staged
+// through shared memory in tiles of RAYLEIGH_BLOCK (== blockDim.x, checked by the kernels); every
+// thread of the block takes part in the loads and barriers, active or not. A Model supplies
+//   FIELDS  per-source values staged per tile (tile holds FIELDS x RAYLEIGH_BLOCK floats),
+//   PTS     floats per field point in pts (array of structures),
+//   row(f)  the structure-of-arrays row f (n_src values) of the per-source values,
+//   blank(p)  the coordinates of an inactive thread (never written out),
+//   term(p, tile, t)  the contribution of staged source t at point p.
+template <class Model>
+__device__ __forceinline__ void rayleigh_tiled(const Model& md, const float* FUS_RESTRICT pts,
+                                               fus_i32 n_src, fus_i32 n_pts,
                                                float* FUS_RESTRICT out, float* tile) {
-    // Sources are staged through shared memory in tiles of blockDim.x (== RAYLEIGH_BLOCK);
-    // every thread of the block takes part in the loads and barriers, active or not.
-    float* tx = tile;
-    float* ty = tile + RAYLEIGH_BLOCK;
-    float* tz = tile + 2 * RAYLEIGH_BLOCK;
-    float* twr = tile + 3 * RAYLEIGH_BLOCK;
-    float* twi = tile + 4 * RAYLEIGH_BLOCK;
     const fus_i32 n = (fus_i32)(blockIdx.x * blockDim.x + threadIdx.x);
     const bool active = n < n_pts;
-    float px = 0.0f, py = 0.0f, pz = 0.0f;
+    float p[Model::PTS];
+    md.blank(p);
     if (active) {
-        px = pts[3 * (long long)n];
-        py = pts[3 * (long long)n + 1];
-        pz = pts[3 * (long long)n + 2];
+        for (fus_i32 c = 0; c < Model::PTS; ++c) p[c] = pts[Model::PTS * (long long)n + c];
     }
     float acc_re = 0.0f, acc_im = 0.0f;
     for (fus_i32 base = 0; base < n_src; base += RAYLEIGH_BLOCK) {
         const fus_i32 m = base + (fus_i32)threadIdx.x;
         if (m < n_src) {
-            tx[threadIdx.x] = src[m];
-            ty[threadIdx.x] = src[n_src + m];
-            tz[threadIdx.x] = src[2 * n_src + m];
-            twr[threadIdx.x] = w[m];
-            twi[threadIdx.x] = w[n_src + m];
+            for (fus_i32 f = 0; f < Model::FIELDS; ++f)
+                tile[f * RAYLEIGH_BLOCK + threadIdx.x] = md.row(f)[m];
         }
         __syncthreads();
         const fus_i32 count = min(RAYLEIGH_BLOCK, n_src - base);
         for (fus_i32 t = 0; t < count; ++t) {
-            fus_c32 v = rayleigh_term<ATTEN>(px, py, pz, tx[t], ty[t], tz[t], twr[t], twi[t], k,
-                                             alpha);
+            fus_c32 v = md.term(p, tile, t);
             acc_re += v.re;
             acc_im += v.im;
         }
@@ -106,6 +100,26 @@ __device__ __forceinline__ void rayleigh_block(const float* FUS_RESTRICT src,
     }
 }
 
+// Tile row f of staged source t.
+#define FUS_TILE(f, t) tile[(f) * RAYLEIGH_BLOCK + (t)]
+
+template <bool ATTEN>
+struct RayleighModel {
+    static constexpr fus_i32 FIELDS = 5, PTS = 3;  // x y z, Re w, Im w
+    const float* src;
+    const float* w;
+    fus_i32 n_src;
+    float k, alpha;
+    __device__ __forceinline__ const float* row(fus_i32 f) const {
+        return f < 3 ? src + f * n_src : w + (f - 3) * n_src;
+    }
+    __device__ __forceinline__ void blank(float* p) const { p[0] = p[1] = p[2] = 0.0f; }
+    __device__ __forceinline__ fus_c32 term(const float* p, const float* tile, fus_i32 t) const {
+        return rayleigh_term<ATTEN>(p[0], p[1], p[2], FUS_TILE(0, t), FUS_TILE(1, t), FUS_TILE(2, t),
+                                    FUS_TILE(3, t), FUS_TILE(4, t), k, alpha);
+    }
+};
+
 // Launch: one thread per field point, blockDim.x == RAYLEIGH_BLOCK, gridDim.x = ceil(N / block).
 FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
     rayleigh(const float* FUS_RESTRICT src, const float* FUS_RESTRICT w,
@@ -114,9 +128,9 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
     FUS_REQUIRE_BLOCK(RAYLEIGH_BLOCK);
     __shared__ float tile[5 * RAYLEIGH_BLOCK];
     if (alpha != 0.0f)
-        rayleigh_block<true>(src, w, pts, k, alpha, n_src, n_pts, out, tile);
+        rayleigh_tiled(RayleighModel<true>{src, w, n_src, k, alpha}, pts, n_src, n_pts, out, tile);
     else
-        rayleigh_block<false>(src, w, pts, k, alpha, n_src, n_pts, out, tile);
+        rayleigh_tiled(RayleighModel<false>{src, w, n_src, k, alpha}, pts, n_src, n_pts, out, tile);
 }
 
 #else  // CPU
@@ -223,58 +237,34 @@ FUS_HD fus_c32 rayleigh_layered_term(float px, float py, float pz, float cr, flo
 
 #if FUS_GPU
 
+struct RayleighLayeredModel {
+    static constexpr fus_i32 FIELDS = 7, PTS = 5;  // x y z, Re w, Im w, gr, ga | x y z cr ca
+    const float* src;
+    const float* w;
+    const float* g;
+    fus_i32 n_src;
+    __device__ __forceinline__ const float* row(fus_i32 f) const {
+        return f < 3 ? src + f * n_src : (f < 5 ? w + (f - 3) * n_src : g + (f - 5) * n_src);
+    }
+    __device__ __forceinline__ void blank(float* p) const {
+        p[0] = p[1] = p[3] = p[4] = 0.0f;
+        p[2] = 1.0f;
+    }
+    __device__ __forceinline__ fus_c32 term(const float* p, const float* tile, fus_i32 t) const {
+        return rayleigh_layered_term(p[0], p[1], p[2], p[3], p[4], FUS_TILE(0, t), FUS_TILE(1, t),
+                                     FUS_TILE(2, t), FUS_TILE(3, t), FUS_TILE(4, t), FUS_TILE(5, t),
+                                     FUS_TILE(6, t));
+    }
+};
+
 // Launch: one thread per field point, blockDim.x == RAYLEIGH_BLOCK, gridDim.x = ceil(N / block).
 FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
     rayleigh_layered(const float* FUS_RESTRICT src, const float* FUS_RESTRICT w,
                      const float* FUS_RESTRICT g, const float* FUS_RESTRICT pts, fus_i32 n_src,
                      fus_i32 n_pts, float* FUS_RESTRICT out) {
-    // Sources are staged through shared memory in tiles of blockDim.x (== RAYLEIGH_BLOCK);
-    // every thread of the block takes part in the loads and barriers, active or not.
     FUS_REQUIRE_BLOCK(RAYLEIGH_BLOCK);
     __shared__ float tile[7 * RAYLEIGH_BLOCK];
-    float* tx = tile;
-    float* ty = tile + RAYLEIGH_BLOCK;
-    float* tz = tile + 2 * RAYLEIGH_BLOCK;
-    float* twr = tile + 3 * RAYLEIGH_BLOCK;
-    float* twi = tile + 4 * RAYLEIGH_BLOCK;
-    float* tgr = tile + 5 * RAYLEIGH_BLOCK;
-    float* tga = tile + 6 * RAYLEIGH_BLOCK;
-    const fus_i32 n = (fus_i32)(blockIdx.x * blockDim.x + threadIdx.x);
-    const bool active = n < n_pts;
-    float px = 0.0f, py = 0.0f, pz = 1.0f, cr = 0.0f, ca = 0.0f;
-    if (active) {
-        px = pts[5 * (long long)n];
-        py = pts[5 * (long long)n + 1];
-        pz = pts[5 * (long long)n + 2];
-        cr = pts[5 * (long long)n + 3];
-        ca = pts[5 * (long long)n + 4];
-    }
-    float acc_re = 0.0f, acc_im = 0.0f;
-    for (fus_i32 base = 0; base < n_src; base += RAYLEIGH_BLOCK) {
-        const fus_i32 m = base + (fus_i32)threadIdx.x;
-        if (m < n_src) {
-            tx[threadIdx.x] = src[m];
-            ty[threadIdx.x] = src[n_src + m];
-            tz[threadIdx.x] = src[2 * n_src + m];
-            twr[threadIdx.x] = w[m];
-            twi[threadIdx.x] = w[n_src + m];
-            tgr[threadIdx.x] = g[m];
-            tga[threadIdx.x] = g[n_src + m];
-        }
-        __syncthreads();
-        const fus_i32 count = min(RAYLEIGH_BLOCK, n_src - base);
-        for (fus_i32 t = 0; t < count; ++t) {
-            fus_c32 v = rayleigh_layered_term(px, py, pz, cr, ca, tx[t], ty[t], tz[t], twr[t],
-                                              twi[t], tgr[t], tga[t]);
-            acc_re += v.re;
-            acc_im += v.im;
-        }
-        __syncthreads();
-    }
-    if (active) {
-        out[2 * (long long)n] = acc_re;
-        out[2 * (long long)n + 1] = acc_im;
-    }
+    rayleigh_tiled(RayleighLayeredModel{src, w, g, n_src}, pts, n_src, n_pts, out, tile);
 }
 
 #else  // CPU
@@ -492,54 +482,29 @@ FUS_HD fus_c32 rayleigh_far_term(float px, float py, float pz, float cr, float c
 #if FUS_GPU
 
 template <bool LAYERED>
-__device__ __forceinline__ void rayleigh_far_block(
-    const float* FUS_RESTRICT src, const float* FUS_RESTRICT w, const float* FUS_RESTRICT elem,
-    const float* FUS_RESTRICT pts, float k0, float alpha0, fus_i32 n_src, fus_i32 n_pts,
-    float* FUS_RESTRICT out, float* tile) {
-    // Sources are staged through shared memory in tiles of blockDim.x (== RAYLEIGH_BLOCK);
-    // every thread of the block takes part in the loads and barriers, active or not.
-    const fus_i32 n = (fus_i32)(blockIdx.x * blockDim.x + threadIdx.x);
-    const bool active = n < n_pts;
-    float px = 0.0f, py = 0.0f, pz = 1.0f, cr = 0.0f, ca = 0.0f;
-    if (active) {
-        px = pts[5 * (long long)n];
-        py = pts[5 * (long long)n + 1];
-        pz = pts[5 * (long long)n + 2];
-        cr = pts[5 * (long long)n + 3];
-        ca = pts[5 * (long long)n + 4];
+struct RayleighFarModel {
+    // x y z, Re w, Im w, n_x n_y n_z a gr ga | x y z cr ca
+    static constexpr fus_i32 FIELDS = 11, PTS = 5;
+    const float* src;
+    const float* w;
+    const float* elem;
+    fus_i32 n_src;
+    float k0, alpha0;
+    __device__ __forceinline__ const float* row(fus_i32 f) const {
+        return f < 3 ? src + f * n_src : (f < 5 ? w + (f - 3) * n_src : elem + (f - 5) * n_src);
     }
-    float acc_re = 0.0f, acc_im = 0.0f;
-    for (fus_i32 base = 0; base < n_src; base += RAYLEIGH_BLOCK) {
-        const fus_i32 m = base + (fus_i32)threadIdx.x;
-        if (m < n_src) {
-            tile[threadIdx.x] = src[m];
-            tile[RAYLEIGH_BLOCK + threadIdx.x] = src[n_src + m];
-            tile[2 * RAYLEIGH_BLOCK + threadIdx.x] = src[2 * n_src + m];
-            tile[3 * RAYLEIGH_BLOCK + threadIdx.x] = w[m];
-            tile[4 * RAYLEIGH_BLOCK + threadIdx.x] = w[n_src + m];
-            for (fus_i32 f = 0; f < 6; ++f)
-                tile[(5 + f) * RAYLEIGH_BLOCK + threadIdx.x] = elem[f * n_src + m];
-        }
-        __syncthreads();
-        const fus_i32 count = min(RAYLEIGH_BLOCK, n_src - base);
-        for (fus_i32 t = 0; t < count; ++t) {
-            fus_c32 v = rayleigh_far_term<LAYERED>(
-                px, py, pz, cr, ca, tile[t], tile[RAYLEIGH_BLOCK + t],
-                tile[2 * RAYLEIGH_BLOCK + t], tile[3 * RAYLEIGH_BLOCK + t],
-                tile[4 * RAYLEIGH_BLOCK + t], tile[5 * RAYLEIGH_BLOCK + t],
-                tile[6 * RAYLEIGH_BLOCK + t], tile[7 * RAYLEIGH_BLOCK + t],
-                tile[8 * RAYLEIGH_BLOCK + t], tile[9 * RAYLEIGH_BLOCK + t],
-                tile[10 * RAYLEIGH_BLOCK + t], k0, alpha0);
-            acc_re += v.re;
-            acc_im += v.im;
-        }
-        __syncthreads();
+    __device__ __forceinline__ void blank(float* p) const {
+        p[0] = p[1] = p[3] = p[4] = 0.0f;
+        p[2] = 1.0f;
     }
-    if (active) {
-        out[2 * (long long)n] = acc_re;
-        out[2 * (long long)n + 1] = acc_im;
+    __device__ __forceinline__ fus_c32 term(const float* p, const float* tile, fus_i32 t) const {
+        return rayleigh_far_term<LAYERED>(p[0], p[1], p[2], p[3], p[4], FUS_TILE(0, t), FUS_TILE(1, t),
+                                          FUS_TILE(2, t), FUS_TILE(3, t), FUS_TILE(4, t),
+                                          FUS_TILE(5, t), FUS_TILE(6, t), FUS_TILE(7, t),
+                                          FUS_TILE(8, t), FUS_TILE(9, t), FUS_TILE(10, t), k0,
+                                          alpha0);
     }
-}
+};
 
 // Launch: one thread per field point, blockDim.x == RAYLEIGH_BLOCK, gridDim.x = ceil(N / block).
 FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
@@ -550,9 +515,9 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
     FUS_REQUIRE_BLOCK(RAYLEIGH_BLOCK);
     __shared__ float tile[11 * RAYLEIGH_BLOCK];
     if (layered)
-        rayleigh_far_block<true>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out, tile);
+        rayleigh_tiled(RayleighFarModel<true>{src, w, elem, n_src, k0, alpha0}, pts, n_src, n_pts, out, tile);
     else
-        rayleigh_far_block<false>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out, tile);
+        rayleigh_tiled(RayleighFarModel<false>{src, w, elem, n_src, k0, alpha0}, pts, n_src, n_pts, out, tile);
 }
 
 #else  // CPU
