@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from fus import backend, kernels  # noqa: F401 - `fus.kernels.rayleigh(...)` after `import fus`
 from fus.backend import asnumpy, get_backend, set_backend, use
 
 try:
@@ -19,4 +20,4 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 logging.getLogger("fus").addHandler(logging.NullHandler())
 
-__all__ = ["__version__", "asnumpy", "get_backend", "set_backend", "use"]
+__all__ = ["__version__", "asnumpy", "backend", "get_backend", "kernels", "set_backend", "use"]

@@ -150,3 +150,50 @@ def test_stale_cpu_library_is_refused(monkeypatch):
     monkeypatch.setattr(cpu, "source_hash", lambda: "0" * 64)
     with pytest.raises(KernelBuildError, match="pip install"):
         cpu.CpuBackend()
+
+
+@pytest.mark.parametrize("env, want", [
+    ({}, None), ({"FUS_NUM_THREADS": "3"}, 3), ({"OMP_NUM_THREADS": "2"}, 2),
+    ({"FUS_NUM_THREADS": "2", "OMP_NUM_THREADS": "5"}, 2), ({"OMP_NUM_THREADS": "4,2"}, None),
+])
+def test_thread_request(env, want):
+    from fus.backend.cpu import thread_request
+
+    assert thread_request(env) == want
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_thread_request_refuses_bad_values(value):
+    from fus.backend.cpu import thread_request
+    from fus.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError) as info:
+        thread_request({"FUS_NUM_THREADS": value})
+    assert info.value.name == "FUS_NUM_THREADS" and value in str(info.value)
+
+
+def test_huge_thread_counts_are_clamped_not_a_crash():
+    """FUS_NUM_THREADS / OMP_NUM_THREADS=100000 crashed libgomp (exit 139); now clamped."""
+    import subprocess
+    import sys
+
+    from fus.backend.cpu import MAX_THREADS, thread_request
+
+    assert thread_request({"OMP_NUM_THREADS": "100000"}) == MAX_THREADS
+    code = "import numpy as np, fus; print(float(fus.asnumpy(fus.kernels.cem43(np.zeros(4), np.full(4, 50.0), np.full(4, 50.0), 1.0)).sum()))"
+    for var in ("FUS_NUM_THREADS", "OMP_NUM_THREADS"):
+        res = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, var: "100000", "FUS_BACKEND": "cpu"}, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert abs(float(res.stdout) - 4 * 128.0 / 60) < 1e-4  # 1 s at 50 C = 2^7 / 60 CEM43 per voxel
+
+
+def test_launch_table_refuses_arrays_past_32_bit_indexing(tmp_path):
+    """An array of 2^31 or more 32-bit values would overflow the kernels' int32 indices."""
+    from fus.backend.signatures import KERNELS, MAX_VALUES, check_arguments
+    from fus.errors import BackendError
+
+    n_pts = MAX_VALUES // 3 + 1  # pts holds 3 n_pts float32 values > 2^31 - 1
+    pts = np.memmap(tmp_path / "pts.f32", dtype=np.float32, mode="w+", shape=(3 * n_pts,))  # sparse file
+    args = (np.zeros(3, np.float32), np.zeros(2, np.float32), pts, np.float32(1), np.float32(0), np.int32(1), np.int32(n_pts), np.zeros(1, np.complex64))
+    with pytest.raises(BackendError, match=r"pts holds \d+ values; the kernels index with 32-bit"):
+        check_arguments(KERNELS["rayleigh"], args, np.ndarray)

@@ -6,19 +6,55 @@ import ctypes
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from fus.backend.signatures import KERNELS, KernelSignature, check_arguments
 from fus.backend.sources import cpu_library_path, source_hash
-from fus.errors import KernelBuildError
+from fus.errors import InvalidParameterError, KernelBuildError
 
 __all__ = ["CpuBackend"]
 
 log = logging.getLogger(__name__)
 
 _CTYPES = {"float32": ctypes.c_float, "int32": ctypes.c_int32}
+
+
+#: The most CPU threads fus will start (a larger request is clamped, with a warning): libgomp
+#: crashes when asked for ~1e5 threads.
+MAX_THREADS = max(64, 8 * (os.cpu_count() or 1))
+
+
+def thread_request(env: Mapping[str, str]) -> int | None:
+    """CPU threads asked for by ``FUS_NUM_THREADS`` (else ``OMP_NUM_THREADS``), validated.
+
+    Returns None when neither is set (OpenMP's default). A value above :data:`MAX_THREADS` is
+    clamped with a warning.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``FUS_NUM_THREADS`` that is not an integer >= 1 (``OMP_NUM_THREADS`` lists such as
+        ``"4,2"`` are OpenMP's own: only a plain integer is checked and clamped).
+    """
+    for name in ("FUS_NUM_THREADS", "OMP_NUM_THREADS"):
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            n = int(raw)
+        except ValueError:
+            if name == "OMP_NUM_THREADS":
+                return None
+            raise InvalidParameterError(name, raw, "must be an integer number of CPU threads >= 1") from None
+        if n < 1:
+            raise InvalidParameterError(name, raw, "must be an integer number of CPU threads >= 1")
+        if n > MAX_THREADS:
+            log.warning("%s=%d is more threads than fus starts; using %d", name, n, MAX_THREADS)
+            return MAX_THREADS
+        return n
+    return None
 
 
 class CpuBackend:
@@ -59,9 +95,9 @@ class CpuBackend:
                 "the package (kernels/ edited since the last build?): rebuild it with `pip install -e .` "
                 "(or `pip install .`)"
             )
-        threads = os.environ.get("FUS_NUM_THREADS")
-        if threads:
-            self.set_threads(int(threads))
+        n = thread_request(os.environ)
+        if n is not None:
+            self.set_threads(n)
 
     # ---- facts for `fus info` -------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
