@@ -21,7 +21,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from fus.backend.sources import built_library, package_dir, source_hash
 from fus.errors import BackendUnavailableError, KernelBuildError, KernelLaunchError
 

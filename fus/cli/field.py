@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -30,6 +29,7 @@ import numpy as np
 
 import fus
 from fus.errors import DataError, InvalidParameterError
+from fus.pipelines.outputs import RunOutputs
 
 logger = logging.getLogger("fus.cli.field")
 
@@ -197,20 +197,6 @@ def _output_paths(out: str, phase: bool, heat: bool) -> dict[str, Path]:
     return paths
 
 
-def _write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, description: str) -> None:
-    import nibabel as nib
-
-    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = description[:79].encode()
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    try:
-        nib.save(img, str(path))
-    except OSError as exc:
-        raise DataError(f"cannot write NIfTI: {exc.strerror or exc}", path=path) from exc
-
-
 # ------------------------------------------------------------------------------ run
 def compute(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``fus field`` does except writing; returns arrays and the sidecar dict."""
@@ -303,24 +289,25 @@ def _backend_facts(backend: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     paths = _output_paths(args.output, args.phase, args.heat)
+    folder = paths["magnitude"].parent
+    RunOutputs(folder)  # refuses an -o inside a file before the field is computed
     result = compute(args)
-    for p in paths.values():
-        p.parent.mkdir(parents=True, exist_ok=True)
     side = result["sidecar"]
     affine = result["affine"]
-    _write_nifti(paths["magnitude"], result["magnitude"], affine, "fus field |p| [Pa]")
-    files = {"magnitude": paths["magnitude"].name}
-    if result["phase"] is not None:
-        _write_nifti(paths["phase"], np.angle(result["phase"]), affine, "fus field arg p [rad]")
-        files["phase"] = paths["phase"].name
-    if result["heat"] is not None:
-        _write_nifti(paths["heat"], result["heat"], affine, "fus field Q [W/m^3]")
-        files["heat"] = paths["heat"].name
-    side["files"] = files
-    try:
-        paths["sidecar"].write_text(json.dumps(side, indent=2, default=_json_default) + "\n")
-    except OSError as exc:
-        raise DataError(f"cannot write the sidecar: {exc.strerror or exc}", path=paths["sidecar"]) from exc
+    stem = paths["sidecar"].stem
+    suffix = paths["magnitude"].name[len(stem):]
+    with RunOutputs(folder) as out:
+        out.nifti(paths["magnitude"].name, result["magnitude"], affine, "fus field |p| [Pa]")
+        files = {"magnitude": paths["magnitude"].name}
+        if result["phase"] is not None:
+            out.nifti(paths["phase"].name, np.angle(result["phase"]), affine, "fus field arg p [rad]")
+            files["phase"] = paths["phase"].name
+        if result["heat"] is not None:
+            out.nifti(paths["heat"].name, result["heat"], affine, "fus field Q [W/m^3]")
+            files["heat"] = paths["heat"].name
+        side["files"] = files
+        # an earlier run's _phase / _heat files that this run does not write go
+        out.commit(paths["sidecar"].name, side, stale=[f"{stem}_{kind}{suffix}" for kind in ("phase", "heat")])
     print(
         f"{paths['magnitude']}: peak |p| {side['peak_pressure_Pa'] / 1e6:.4g} MPa at "
         f"({', '.join(f'{v:.2f}' for v in side['peak_location_mm'])}) mm; "
@@ -328,10 +315,3 @@ def run(args: argparse.Namespace) -> int:
     )
     return 0
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -26,8 +26,6 @@ Outputs in the directory ``-o OUT``:
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import math
 import sys
@@ -39,7 +37,8 @@ import numpy as np
 
 import fus
 from fus.cli.field import add_transducer_arguments, build_transducer
-from fus.errors import DataError, FusError, InvalidParameterError
+from fus.errors import FusError, InvalidParameterError
+from fus.pipelines.outputs import DOSE_CEILING, RunOutputs, saturate
 
 logger = logging.getLogger("fus.cli.heat")
 
@@ -164,33 +163,6 @@ def heat_source_for(
     return q, info
 
 
-def _write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, description: str, dt: float | None = None) -> None:
-    import nibabel as nib
-
-    arr = np.asarray(data, dtype=np.float32)
-    img = nib.Nifti1Image(arr, affine)
-    img.header.set_xyzt_units("mm", "sec")
-    if dt is not None and arr.ndim == 4:
-        zooms = list(img.header.get_zooms())
-        zooms[3] = float(dt)
-        img.header.set_zooms(zooms)
-    img.header["descrip"] = description[:79].encode()
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    try:
-        nib.save(img, str(path))
-    except OSError as exc:
-        raise DataError(f"cannot write NIfTI: {exc.strerror or exc}", path=path) from exc
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def run(args: argparse.Namespace) -> int:
     from fus.physics.bioheat import Schedule, simulate_phantom
     from fus.physics.phantom import load_phantom
@@ -206,8 +178,7 @@ def run(args: argparse.Namespace) -> int:
     out_dt = _finite("--output-interval", args.output_interval, positive=True)
     schedule = Schedule.sonication(power, duration, cooling, args.duty_cycle)
     out_dir = Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidParameterError("-o", args.output, "must be a directory (it is a file)")
+    RunOutputs(out_dir)  # refuses an -o that is a file before any work
 
     phantom = load_phantom(args.phantom)
     transducer = build_transducer(args)
@@ -230,7 +201,6 @@ def run(args: argparse.Namespace) -> int:
     )
     t_heat = time.perf_counter() - t0
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     ext = ".nii.gz" if args.gzip else ".nii"
     affine = phantom.grid.affine(transducer.to_scanner)
     files = {
@@ -243,36 +213,39 @@ def run(args: argparse.Namespace) -> int:
         "rois": "rois.csv",
         "sidecar": "heat.json",
     }
-    _write_nifti(out_dir / files["temperature"], np.moveaxis(result.temperature, 0, -1), affine, "fus heat T [C]", out_dt)
-    _write_nifti(out_dir / files["dose"], np.moveaxis(result.dose, 0, -1), affine, "fus heat CEM43 [min]", out_dt)
-    _write_nifti(out_dir / files["max_temperature"], result.max_temperature, affine, "fus heat max T [C]")
-    _write_nifti(out_dir / files["final_dose"], result.final_dose, affine, "fus heat final CEM43 [min]")
-    _write_nifti(out_dir / files["heat_source"], q, affine, f"fus heat Q [W/m^3] at {ref_power:g} W")
-    _write_nifti(out_dir / files["labels"], phantom.labels, affine, "fus heat tissue labels")
-
+    # doses past DOSE_CEILING (float overflow to inf above ~170 C) are written as the ceiling and counted
+    dose_series, n_sat_series = saturate(result.dose, DOSE_CEILING)
+    final_dose, n_sat = saturate(result.final_dose, DOSE_CEILING)
+    warnings = []
+    t_max = float(np.nanmax(result.max_temperature))
+    if t_max > 100.0:
+        warnings.append(
+            f"peak temperature {t_max:.0f} C is above 100 C: water boils there and the model has no phase "
+            "change or tissue-property change, so temperatures and doses past it are not physical (lower --power?)"
+        )
+    if n_sat:
+        warnings.append(f"{n_sat} voxels reach a CEM43 dose above {DOSE_CEILING:g} min; written as {DOSE_CEILING:g}")
+    for w in warnings:
+        logger.warning(w)
     names = list(result.roi_curves)
-    try:
-        with open(out_dir / files["rois"], "w", newline="") as fh:
-            w = csv.writer(fh)
-            header = ["time_s", "power_W"]
-            for n in names:
-                header += [f"{n}_mean_temperature_C", f"{n}_max_temperature_C", f"{n}_max_dose_CEM43_min"]
-            w.writerow(header)
-            for i, t in enumerate(result.times):
-                row = [f"{t:.6g}", f"{result.power[i]:.6g}"]
-                for n in names:
-                    c = result.roi_curves[n]
-                    row += [f"{c['mean_temperature'][i]:.6g}", f"{c['max_temperature'][i]:.6g}", f"{c['max_dose'][i]:.6g}"]
-                w.writerow(row)
-    except OSError as exc:
-        raise DataError(f"cannot write the ROI curves: {exc.strerror or exc}", path=out_dir / files["rois"]) from exc
+    header = ["time_s", "power_W"]
+    for n in names:
+        header += [f"{n}_mean_temperature_C", f"{n}_max_temperature_C", f"{n}_max_dose_CEM43_min"]
+    curves = {n: {k: saturate(np.asarray(v, dtype=np.float64), DOSE_CEILING)[0] if k == "max_dose" else np.asarray(v, dtype=np.float64) for k, v in c.items()} for n, c in result.roi_curves.items()}
+    rows = []
+    for i, t in enumerate(result.times):
+        row = [float(t), float(result.power[i])]
+        for n in names:
+            c = curves[n]
+            row += [float(c["mean_temperature"][i]), float(c["max_temperature"][i]), float(c["max_dose"][i])]
+        rows.append(row)
 
     peaks = {
         n: {
             "max_temperature_C": float(np.max(c["max_temperature"])),
             "max_dose_CEM43_min": float(np.max(c["max_dose"])),
         }
-        for n, c in result.roi_curves.items()
+        for n, c in curves.items()
     }
     backend = fus.get_backend()
     sidecar = {
@@ -299,14 +272,22 @@ def run(args: argparse.Namespace) -> int:
         "field": field_info,
         "bioheat": result.info,
         "roi_peaks": peaks,
+        "dose_ceiling_CEM43_min": DOSE_CEILING,
+        "dose_saturated_voxels": {"final_dose": n_sat, "dose_series_entries": n_sat_series},
+        "warnings": warnings,
         "backend": getattr(backend, "name", "?"),
         "timings_s": {"field": t_field, "bioheat": t_heat, "total": time.perf_counter() - t_start},
         "files": files,
     }
-    try:
-        (out_dir / files["sidecar"]).write_text(json.dumps(sidecar, indent=2, default=_json_default) + "\n")
-    except OSError as exc:
-        raise DataError(f"cannot write the sidecar: {exc.strerror or exc}", path=out_dir / files["sidecar"]) from exc
+    with RunOutputs(out_dir) as out:
+        out.nifti(files["temperature"], np.moveaxis(result.temperature, 0, -1), affine, "fus heat T [C]", dt=out_dt)
+        out.nifti(files["dose"], np.moveaxis(dose_series, 0, -1), affine, "fus heat CEM43 [min]", dt=out_dt)
+        out.nifti(files["max_temperature"], result.max_temperature, affine, "fus heat max T [C]")
+        out.nifti(files["final_dose"], final_dose, affine, "fus heat final CEM43 [min]")
+        out.nifti(files["heat_source"], q, affine, f"fus heat Q [W/m^3] at {ref_power:g} W")
+        out.nifti(files["labels"], phantom.labels, affine, "fus heat tissue labels")
+        out.csv(files["rois"], header, rows)
+        out.commit(files["sidecar"], sidecar, stale=[f"{stem}{e}" for stem in ("temperature", "dose", "max_temperature", "final_dose", "heat_source", "labels") for e in (".nii", ".nii.gz")])
     tgt = peaks.get("target", {})
     print(
         f"{out_dir}: target max {tgt.get('max_temperature_C', float('nan')):.2f} C, "
