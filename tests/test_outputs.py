@@ -131,3 +131,55 @@ def test_heat_past_boiling_warns_and_writes_no_inf(tmp_path, monkeypatch):
     with open(out / "rois.csv") as fh:
         cells = [c for row in csv.reader(fh) for c in row]
     assert not any(c.lower() in ("inf", "-inf", "nan") for c in cells)
+
+
+# ----------------------------------------------------------------------------- phantom and TOML files
+PHANTOM = (
+    '[grid]\nshape = [8, 8, 24]\nspacing_mm = 1.0\ncentre_mm = [0, 0, 0]\n'
+    '[body]\nskin_z_mm = -10\n'
+    '[[layers]]\ntissue = "skin"\nthickness_mm = 2\n[[layers]]\ntissue = "muscle"\nthickness_mm = 6\n'
+    '[[layers]]\ntissue = "cortical_bone"\n'
+)
+
+
+@pytest.mark.parametrize("extra, name, hint", [
+    ('[rois.target]\ncentre_mm = [0, 0, 0]\nradus_mm = 2\n', "rois.target.radus_mm", "radius_mm"),
+    ('[bath]\ntemperature = 20\n', "bath.temperature", "temperature_c"),
+    ('shapes = 1\n', "shapes", None),
+])
+def test_unknown_phantom_keys_are_refused(tmp_path, extra, name, hint):
+    from fus.physics.phantom import load_phantom
+
+    f = tmp_path / "p.toml"
+    f.write_text(extra + PHANTOM if "[" not in extra.split("\n")[0] else PHANTOM + extra)
+    with pytest.raises(DataError) as info:
+        load_phantom(f)
+    msg = str(info.value)
+    assert name in msg and "unknown key" in msg and str(f) in msg
+    if hint:
+        assert f"did you mean '{hint}'" in msg
+
+
+def test_center_and_centre_both_spell_the_target(tmp_path):
+    from fus.physics.phantom import load_phantom
+
+    for key in ("centre_mm", "center_mm"):
+        f = tmp_path / f"{key}.toml"
+        f.write_text(PHANTOM + f'[rois.target]\n{key} = [1, 0, 3]\n')
+        np.testing.assert_allclose(load_phantom(f).target, [1e-3, 0, 3e-3])
+    f.write_text(PHANTOM + '[rois.target]\ncenter_mm = [1, 0, 3]\ncentre_mm = [1, 0, 3]\n')
+    with pytest.raises(DataError, match="two spellings"):
+        load_phantom(f)
+
+
+def test_latin1_comment_and_bom_are_read(tmp_path, caplog):
+    from fus.physics.media import load_medium
+    from fus.physics.phantom import load_phantom
+
+    f = tmp_path / "latin1.toml"
+    f.write_bytes(("# bath at 20 °C\n" + PHANTOM).encode("latin-1"))
+    assert load_phantom(f).target is not None
+    assert "read as Latin-1" in caplog.text
+    m = tmp_path / "bom.toml"
+    m.write_bytes(b"\xef\xbb\xbf" + 'first_interface_mm = -40\n[[layers]]\ntissue = "water"\n[[layers]]\ntissue = "muscle"\n'.encode())
+    assert len(load_medium(m).layers) == 2

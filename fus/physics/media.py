@@ -72,14 +72,7 @@ import numpy as np
 from fus.backend import array_module
 from fus.errors import DataError, InvalidParameterError
 from fus.physics.tissues import Tissue, get_tissue, tissue_names
-
-try:  # Python >= 3.11
-    import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        _toml = None  # type: ignore[assignment]
+from fus.physics.toml_file import read_toml
 
 __all__ = [
     "HomogeneousMedium",
@@ -427,15 +420,7 @@ def load_medium(path: str | Path) -> Medium:
         non-positive thicknesses; the message names the file, the field and the value.
     """
     p = Path(path)
-    if _toml is None:  # pragma: no cover - Python 3.10 without tomli
-        raise DataError("reading TOML on Python 3.10 needs the 'tomli' package (pip install tomli)", path=p)
-    try:
-        with open(p, "rb") as fh:
-            doc = _toml.load(fh)
-    except OSError as exc:
-        raise DataError(f"cannot read the medium file: {exc.strerror or exc}", path=p) from exc
-    except _toml.TOMLDecodeError as exc:
-        raise DataError(f"malformed TOML: {exc}", path=p) from exc
+    doc = read_toml(p, "medium")
 
     known = {"name", "first_interface_mm", "layers"}
     unknown = sorted(set(doc) - known)

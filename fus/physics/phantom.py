@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -70,14 +69,7 @@ from fus.errors import DataError, InvalidParameterError
 from fus.physics.grid import Grid
 from fus.physics.media import LayeredMedium
 from fus.physics.tissues import TISSUES, Tissue, attenuation, absorption, get_tissue, perfusion_coefficient
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    try:
-        import tomli as tomllib
-    except ImportError:  # pragma: no cover
-        tomllib = None  # type: ignore[assignment]
+from fus.physics.toml_file import read_toml
 
 __all__ = [
     "Phantom",
@@ -319,6 +311,54 @@ def _tissue(ctx: str, name: Any) -> Tissue:
         raise InvalidParameterError(ctx, name, exc.reason) from None
 
 
+_KEYS: dict[str, set[str]] = {
+    "": {"name", "grid", "bath", "body", "layers", "lesion", "cord", "rois"},
+    "grid": {"shape", "spacing_mm", "centre_mm"},
+    "bath": {"temperature_c"},
+    "body": {"temperature_c", "skin_z_mm"},
+    "layers": {"tissue", "thickness_mm"},
+    "region": {"tissue", "centre_mm", "radii_mm", "radius_mm", "axis"},
+    "rois.target": {"centre_mm", "radius_mm"},
+    "rois.skin": {"radius_mm"},
+    "rois": {"centre_mm", "radii_mm", "radius_mm"},
+}
+
+
+def _table(where: str, table: Any, kind: str) -> Any:
+    """``table`` with ``center_mm`` read as ``centre_mm`` (both spellings are accepted); an unknown
+    key raises, naming it, the keys allowed there, and the nearest one."""
+    if not isinstance(table, Mapping):
+        return table
+    out = dict(table)
+    if "center_mm" in out:
+        if "centre_mm" in out:
+            raise InvalidParameterError(f"{where}.center_mm" if where else "center_mm", out["center_mm"], "given together with centre_mm (the same key in two spellings)")
+        out["centre_mm"] = out.pop("center_mm")
+    allowed = _KEYS[kind]
+    for key in out:
+        if key not in allowed:
+            import difflib
+
+            near = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            name = f"{where}.{key}" if where else key
+            raise InvalidParameterError(name, out[key], f"unknown key (allowed here: {', '.join(sorted(allowed))}){hint}")
+    return out
+
+
+def _checked_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The phantom spec with every table's keys checked (see :func:`_table`)."""
+    top = _table("", spec, "")
+    for key, kind in (("grid", "grid"), ("bath", "bath"), ("body", "body"), ("lesion", "region"), ("cord", "region")):
+        if key in top:
+            top[key] = _table(key, top[key], kind)
+    if isinstance(top.get("layers"), list):
+        top["layers"] = [_table(f"layers[{i}]", e, "layers") for i, e in enumerate(top["layers"])]
+    if isinstance(top.get("rois"), Mapping):
+        top["rois"] = {k: _table(f"rois.{k}", v, f"rois.{k}" if k in ("target", "skin") else "rois") for k, v in top["rois"].items()}
+    return top
+
+
 def build_phantom(spec: Mapping[str, Any], source: str = "built") -> Phantom:
     """Build a phantom from a parsed specification (the TOML layout of the module docstring).
 
@@ -341,6 +381,7 @@ def build_phantom(spec: Mapping[str, Any], source: str = "built") -> Phantom:
     """
     if not isinstance(spec, Mapping):
         raise InvalidParameterError("phantom", type(spec).__name__, "must be a mapping (parsed TOML)")
+    spec = _checked_spec(spec)
     name = str(spec.get("name", "phantom"))
     g = spec.get("grid")
     if not isinstance(g, Mapping):
@@ -499,15 +540,7 @@ def load_phantom(path: str | Path) -> Phantom:
         Unreadable or malformed file; a bad field (the message names the file and the field).
     """
     p = Path(path)
-    if tomllib is None:  # pragma: no cover
-        raise DataError("reading TOML on Python 3.10 needs the 'tomli' package (pip install tomli)", path=p)
-    try:
-        with open(p, "rb") as fh:
-            spec = tomllib.load(fh)
-    except OSError as exc:
-        raise DataError(f"cannot read the phantom file: {exc.strerror or exc}", path=p) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"not valid TOML: {exc}", path=p) from None
+    spec = read_toml(p, "phantom")
     try:
         return build_phantom(spec, source=str(p))
     except InvalidParameterError as exc:
