@@ -183,3 +183,16 @@ def test_latin1_comment_and_bom_are_read(tmp_path, caplog):
     m = tmp_path / "bom.toml"
     m.write_bytes(b"\xef\xbb\xbf" + 'first_interface_mm = -40\n[[layers]]\ntissue = "water"\n[[layers]]\ntissue = "muscle"\n'.encode())
     assert len(load_medium(m).layers) == 2
+
+
+def test_default_target_is_the_first_bone_surface_the_beam_meets(tmp_path):
+    from fus.physics.phantom import load_phantom
+
+    f = tmp_path / "two_bones.toml"
+    f.write_text(
+        '[grid]\nshape = [8, 8, 40]\nspacing_mm = 1.0\ncentre_mm = [0, 0, 5]\n[body]\nskin_z_mm = -10\n'
+        '[[layers]]\ntissue = "skin"\nthickness_mm = 2\n[[layers]]\ntissue = "muscle"\nthickness_mm = 6\n'
+        '[[layers]]\ntissue = "cortical_bone"\nthickness_mm = 3\n[[layers]]\ntissue = "marrow_red"\nthickness_mm = 5\n'
+        '[[layers]]\ntissue = "cortical_bone"\nthickness_mm = 3\n[[layers]]\ntissue = "muscle"\n'
+    )
+    np.testing.assert_allclose(load_phantom(f).target, [0, 0, -2e-3])  # -10 + 2 + 6 mm, not the second cortex

@@ -51,6 +51,25 @@ def b0_from_frequency(f0_hz: float) -> float:
     return f / GAMMA_BAR
 
 
+def plausible(name: str, value: Any, lo: float, hi: float, unit: str, hints: dict[float, str]) -> float:
+    """``value`` as a float within [lo, hi] [unit]; else InvalidParameterError naming the likely mistake.
+
+    ``hints`` maps a threshold to the explanation given for a value above it (a unit mix-up).
+    """
+    if isinstance(value, bool):
+        raise InvalidParameterError(name, value, f"must be a number [{unit}]")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(name, value, f"must be a number [{unit}]") from None
+    if not math.isfinite(x):
+        raise InvalidParameterError(name, value, f"must be finite [{unit}]")
+    if not lo <= x <= hi:
+        why = [h for t, h in sorted(hints.items()) if abs(x) > t]
+        raise InvalidParameterError(name, value, f"is outside the plausible range [{lo:g}, {hi:g}] {unit}" + (f": {why[-1]}" if why else ""))
+    return x
+
+
 def prf_scale(b0: float, te: float, alpha_ppm: float = ALPHA_PPM_PER_C, phase_sign: int = 1) -> float:
     """Temperature change per radian of phase [C/rad]: ``phase_sign / (gamma * alpha * B0 * TE)``.
 
@@ -65,11 +84,13 @@ def prf_scale(b0: float, te: float, alpha_ppm: float = ALPHA_PPM_PER_C, phase_si
     phase_sign : {+1, -1}
         Phase convention of the scanner / sequence.
     """
-    checks = (("B0", b0, True), ("TE", te, True), ("alpha", alpha_ppm, False))
-    for name, v, positive in checks:
-        x = float(v)
-        if not math.isfinite(x) or (positive and x <= 0) or x == 0:
-            raise InvalidParameterError(name, v, "must be finite and " + ("> 0" if positive else "non-zero"))
+    b0 = plausible("B0", b0, 0.05, 12.0, "T", {1e3: "it looks like the imaging frequency in Hz: give the field in tesla (a '3 T' Siemens is 2.89 T)"})
+    te = plausible("TE", te, 1e-4, 0.2, "s", {0.2: "milliseconds given as seconds? (12 ms is 0.012 s)"})
+    magnitude = abs(plausible("alpha", alpha_ppm, -0.05, 0.05, "ppm/C", {}))
+    if magnitude < 1e-3:
+        raise InvalidParameterError(
+            "alpha", alpha_ppm, "is implausible: the PRF coefficient is about -0.01 ppm/C (give it in ppm/C, not as a fraction)"
+        )
     if phase_sign not in (1, -1):
         raise InvalidParameterError("phase_sign", phase_sign, "must be +1 or -1")
     return phase_sign / (GAMMA * alpha_ppm * 1e-6 * b0 * te)

@@ -143,9 +143,9 @@ class Thermometry:
                 raise InvalidParameterError("baseline", f"image of dtype {b.image.dtype}", "must be complex (magnitude and phase)")
         if len(self.shape) != 3:
             raise InvalidParameterError("baseline", f"image of shape {self.shape}", "must be (slices, rows, cols)")
+        self.scale = prf_scale(b0, te, self.settings.alpha_ppm, self.settings.phase_sign)  # checks ranges and units
         self.b0 = float(b0)
         self.te = float(te)
-        self.scale = prf_scale(self.b0, self.te, self.settings.alpha_ppm, self.settings.phase_sign)
         xp = get_backend().xp
         self.xp = xp
         for name in ("exclude", "drift_roi"):

@@ -309,6 +309,10 @@ def simulate(
         t_init = xp.full(shape, float(t_init), dtype=np.float32)
     if tuple(t_init.shape) != shape:
         raise InvalidParameterError("initial_temperature", f"array of shape {tuple(t_init.shape)}", f"must be a number or have the grid's shape {shape}")
+    t_lo, t_hi = float(xp.min(t_init)), float(xp.max(t_init))
+    if not (-5.0 <= t_lo and t_hi <= 100.0):  # NaN fails too
+        hint = " (kelvin given? 37 C is 310.15 K)" if t_hi > 200 else ""
+        raise InvalidParameterError("initial_temperature", t_hi if t_hi > 100 else t_lo, f"must lie within [-5, 100] C{hint}")
 
     total = schedule.total_duration
     outputs = _output_times(total, out_dt)

@@ -270,8 +270,10 @@ def _temperature(ctx: str, value: Any) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise InvalidParameterError(ctx, value, "must be a temperature in C") from None
-    if not math.isfinite(v) or not (-5.0 <= v <= 100.0):
-        raise InvalidParameterError(ctx, value, "must be a temperature in [-5, 100] C")
+    lo, hi = (30.0, 42.0) if ctx.startswith("body") else (-5.0, 100.0)
+    if not math.isfinite(v) or not (lo <= v <= hi):
+        hint = " (Fahrenheit given? 98.6 F is 37 C)" if 90 <= v <= 110 else " (kelvin given?)" if v > 250 else ""
+        raise InvalidParameterError(ctx, value, f"must be a temperature in [{lo:g}, {hi:g}] C{hint}")
     return v
 
 
@@ -434,10 +436,10 @@ def build_phantom(spec: Mapping[str, Any], source: str = "built") -> Phantom:
         zstart = zend
     labels = np.broadcast_to(labels1d[None, None, :], shape).copy()
     regions: dict[str, Any] = {}
-    layer_ends = {}
+    layer_ends: list[tuple[str, tuple[float, float | None]]] = []  # in beam order (a tissue may repeat)
     zz = skin_z
     for tname, thick in layers:
-        layer_ends[tname] = (zz, None if thick is None else zz + thick)
+        layer_ends.append((tname, (zz, None if thick is None else zz + thick)))
         if thick is not None:
             zz += thick
 
@@ -480,7 +482,7 @@ def build_phantom(spec: Mapping[str, Any], source: str = "built") -> Phantom:
         raise InvalidParameterError("rois", rois_spec, "must be a table of ROI tables")
     rois: dict[str, np.ndarray] = {}
     bone_start = None
-    for tname, (z0, _) in layer_ends.items():
+    for tname, (z0, _) in layer_ends:  # the first bone surface the beam meets
         if TISSUES[tname].name == "cortical_bone":
             bone_start = z0
             break

@@ -226,7 +226,7 @@ class Transducer:
                 "diameters", float(diameters[k]), f"element {k}: diameter must be finite and > 0"
             )
 
-        frequency = _positive_finite("frequency", self.frequency)
+        frequency = _plausible_frequency(self.frequency)
 
         if self.element_shape not in ("disc", "bowl"):
             raise InvalidParameterError(
@@ -571,7 +571,7 @@ def spherical_cap_array(
     r = _positive_finite("radius_of_curvature", radius_of_curvature)
     ap = _positive_finite("aperture", aperture)
     d = _positive_finite("element_diameter", element_diameter)
-    f = _positive_finite("frequency", frequency)
+    f = _plausible_frequency(frequency)
     if ap > 2.0 * r:
         raise InvalidParameterError(
             "aperture", aperture, f"cannot exceed twice the radius of curvature ({2 * r} m)"
@@ -701,6 +701,17 @@ def bowl(
         radius_of_curvature=r,
         aperture=ap,
     )
+
+
+def _plausible_frequency(value: Any) -> float:
+    """Frequency [Hz] of a therapeutic transducer: 20 kHz to 20 MHz; a value in MHz is named as such."""
+    f = _positive_finite("frequency", value)
+    if f < 2e4:
+        hint = f" (MHz given as Hz? {f:g} MHz is {f * 1e6:g} Hz)" if f <= 20 else ""
+        raise InvalidParameterError("frequency", value, f"is below 20 kHz, implausible for a focused-ultrasound transducer [Hz]{hint}")
+    if f > 2e7:
+        raise InvalidParameterError("frequency", value, "is above 20 MHz, implausible for a focused-ultrasound transducer [Hz]")
+    return f
 
 
 def piston(radius: float, frequency: float, *, name: str = "piston") -> Transducer:
