@@ -13,7 +13,7 @@ import numpy as np
 
 from fus.errors import InvalidParameterError
 
-__all__ = ["finite_scalar"]
+__all__ = ["finite_scalar", "check_keys"]
 
 
 def finite_scalar(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
@@ -31,3 +31,18 @@ def finite_scalar(name: str, value: Any, *, positive: bool = False, nonnegative:
     if nonnegative and v < 0:
         raise InvalidParameterError(name, value, "must be >= 0")
     return v
+
+
+def check_keys(where: str, table: Any, allowed: Any) -> None:
+    """Refuse a key of the mapping ``table`` that is not in ``allowed``, naming it (as
+    ``where.key``), the keys allowed there and the nearest one (a misspelt setting must not be
+    ignored silently)."""
+    import difflib
+
+    allowed = sorted(allowed)
+    for key in table:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            name = f"{where}.{key}" if where else str(key)
+            raise InvalidParameterError(name, table[key], f"unknown key (allowed here: {', '.join(allowed)}){hint}")

@@ -496,7 +496,7 @@ def test_cli_heat_writes_series_csv_and_sidecar(tmp_path, monkeypatch):
         f = np.asarray(focus)
         return power * 5e5 * np.exp(-((x - f[0]) ** 2 + (y - f[1]) ** 2 + (z - f[2]) ** 2) / (2 * 2e-3**2)), {"fake": True}
 
-    monkeypatch.setattr(heat_cli, "heat_source_for", fake_source)
+    monkeypatch.setattr(heat_cli, "phantom_heat_source", fake_source)
     out = tmp_path / "run"
     rc = main([
         "heat", "--phantom", str(spec_file), "--transducer", "cap256", "--power", "20", "--duration", "6",

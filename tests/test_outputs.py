@@ -115,7 +115,7 @@ def test_heat_past_boiling_warns_and_writes_no_inf(tmp_path, monkeypatch):
         f = np.asarray(focus)
         return power * 5e6 * np.exp(-((x - f[0]) ** 2 + (y - f[1]) ** 2 + (z - f[2]) ** 2) / (2 * 2e-3**2)), {"fake": True}
 
-    monkeypatch.setattr(heat_cli, "heat_source_for", fake_source)
+    monkeypatch.setattr(heat_cli, "phantom_heat_source", fake_source)
     out = tmp_path / "run"
     assert main(["heat", "--phantom", str(spec), "--transducer", "cap256", "--power", "3000", "--duration", "4",
                  "--output-interval", "2", "--no-progress", "-o", str(out)]) == 0

@@ -18,7 +18,6 @@ Outputs (``-o OUT.nii.gz``):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import math
 import time
@@ -28,17 +27,12 @@ from typing import Any
 import numpy as np
 
 import fus
-from fus.errors import DataError, InvalidParameterError
+from fus.errors import InvalidParameterError
+from fus.physics.transducer_presets import BOWL_DEFAULTS, DEFAULT_FREQUENCY_MHZ, PISTON_DEFAULTS
 from fus.pipelines.outputs import RunOutputs
 
 logger = logging.getLogger("fus.cli.field")
 
-PRESETS = ("cap256", "bowl", "piston")
-#: Defaults of the ``bowl`` and ``piston`` presets (mm, MHz): the O'Neil validation bowl and a
-#: 20 mm piston.
-BOWL_DEFAULTS = {"roc": 140.0, "aperture": 64.0}
-PISTON_DEFAULTS = {"aperture": 20.0}
-DEFAULT_FREQUENCY_MHZ = 1.2
 DEFAULT_POWER_W = 1.0
 
 
@@ -138,44 +132,9 @@ def _positive(option: str, value: float | None) -> float | None:
 
 def build_transducer(args: argparse.Namespace) -> Any:
     """The transducer named by ``--transducer`` with ``--roc/--aperture/--frequency`` applied."""
-    from fus.physics.transducer import bowl, cap256, load_transducer, piston
+    from fus.physics.transducer_presets import transducer_from_spec
 
-    name = str(args.transducer)
-    freq = _positive("--frequency", args.frequency)
-    roc = _positive("--roc", args.roc)
-    aperture = _positive("--aperture", args.aperture)
-    f_hz = (freq if freq is not None else DEFAULT_FREQUENCY_MHZ) * 1e6
-    if name == "cap256":
-        if roc is not None or aperture is not None:
-            raise InvalidParameterError(
-                "--roc/--aperture", (roc, aperture), "cap256 is a fixed preset; they apply to bowl and piston"
-            )
-        return cap256(f_hz)
-    if name == "bowl":
-        return bowl(
-            (roc if roc is not None else BOWL_DEFAULTS["roc"]) * 1e-3,
-            (aperture if aperture is not None else BOWL_DEFAULTS["aperture"]) * 1e-3,
-            f_hz,
-        )
-    if name == "piston":
-        if roc is not None:
-            raise InvalidParameterError("--roc", roc, "a piston is flat; --roc applies to bowl")
-        return piston(0.5 * (aperture if aperture is not None else PISTON_DEFAULTS["aperture"]) * 1e-3, f_hz)
-    path = Path(name)
-    if not path.suffix:
-        raise InvalidParameterError(
-            "--transducer", name, f"must be one of {', '.join(PRESETS)} or a .csv/.json element table"
-        )
-    if not path.is_file():
-        raise DataError("element table not found", path=path)
-    if roc is not None or aperture is not None:
-        raise InvalidParameterError(
-            "--roc/--aperture", (roc, aperture), "apply to the bowl and piston presets, not to an element table"
-        )
-    t = load_transducer(path)
-    if freq is not None:
-        t = dataclasses.replace(t, frequency=f_hz)
-    return t
+    return transducer_from_spec(args.transducer, roc_mm=args.roc, aperture_mm=args.aperture, frequency_mhz=args.frequency)
 
 
 def _output_paths(out: str, phase: bool, heat: bool) -> dict[str, Path]:

@@ -37,7 +37,8 @@ import numpy as np
 
 import fus
 from fus.cli.field import add_transducer_arguments, build_transducer
-from fus.errors import FusError, InvalidParameterError
+from fus.errors import InvalidParameterError
+from fus.physics.heat_source import phantom_heat_source
 from fus.pipelines.outputs import DOSE_CEILING, RunOutputs, saturate
 
 logger = logging.getLogger("fus.cli.heat")
@@ -100,69 +101,6 @@ def _focus(text: str | None) -> np.ndarray | None:
     return np.asarray(vals) * 1e-3
 
 
-def heat_source_for(
-    phantom: Any,
-    transducer: Any,
-    focus: np.ndarray,
-    power: float,
-    *,
-    progress: bool = True,
-    field_spacing: float | None = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Absorbed power density Q [W/m^3] on the phantom grid at ``power`` W acoustic.
-
-    The field code (:mod:`fus.physics.field`) computes the pressure of ``transducer`` focused on
-    ``focus`` through the phantom's planar layers; Q uses each voxel's tissue (label). With
-    ``field_spacing`` [m] coarser than the phantom's, |p|^2 is computed on a coarser grid over the
-    same box and interpolated (trilinear) to the phantom's voxels before Q is formed per voxel
-    (faster; it smooths the focal peak over the coarse spacing).
-
-    Raises
-    ------
-    FusError
-        When the field code is not available in this installation.
-    """
-    try:
-        from fus.physics.drive import scale_to_power
-        from fus.physics.field import focusing_phases, heat_source_labels, pressure
-    except ImportError as exc:  # pragma: no cover - the field module ships with fus
-        raise FusError(f"`fus heat` needs the acoustic field code (fus.physics.field): {exc}") from exc
-    medium = phantom.layered_medium()
-    src = medium.source_medium
-    weights = focusing_phases(transducer, focus, medium)
-    u = scale_to_power(transducer, weights, power, src.density, src.sound_speed)
-    grid = phantom.grid
-    fine = np.asarray(grid.spacing)
-    if field_spacing is not None and np.any(field_spacing > fine * (1 + 1e-9)):
-        from scipy.ndimage import map_coordinates
-
-        from fus.physics.grid import Grid
-
-        step = np.maximum(fine, field_spacing)
-        ext = np.asarray(grid.extent)
-        shape_c = tuple(int(v) for v in np.ceil(ext / step - 1e-9).astype(int) + 1)
-        n_c = np.asarray(shape_c)
-        sp_c = np.where(n_c > 1, ext / np.maximum(n_c - 1, 1), fine)  # same box, end points shared
-        coarse = Grid.centred(shape_c, tuple(sp_c), tuple(grid.centre))
-        p_c, info = pressure(transducer, u, coarse, medium, progress=progress, return_info=True)
-        mag2 = np.abs(fus.asnumpy(p_c)).astype(np.float64) ** 2
-        idx = np.meshgrid(
-            *[np.arange(n) * (s_f / s_c) for n, s_f, s_c in zip(grid.shape, grid.spacing, coarse.spacing)],
-            indexing="ij",
-        )
-        mag = np.sqrt(map_coordinates(mag2, idx, order=1, mode="nearest"))
-        peak = float(np.sqrt(mag2.max()))
-        info = dict(info, field_spacing_mm=[v * 1e3 for v in coarse.spacing], field_grid=list(shape_c))
-    else:
-        p, info = pressure(transducer, u, grid, medium, progress=progress, return_info=True)
-        mag = fus.asnumpy(p)
-        peak = float(np.abs(mag).max())
-    q = fus.asnumpy(heat_source_labels(mag, phantom.labels, frequency=transducer.frequency)).astype(np.float64)
-    info = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool, list))}
-    info["peak_pressure_Pa"] = peak
-    return q, info
-
-
 def run(args: argparse.Namespace) -> int:
     from fus.physics.bioheat import Schedule, simulate_phantom
     from fus.physics.phantom import load_phantom
@@ -190,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     ref_power = power if power > 0 else 1.0
     fs = None if args.field_spacing is None else _finite("--field-spacing", args.field_spacing, positive=True) * 1e-3
-    q, field_info = heat_source_for(phantom, transducer, focus, ref_power, progress=progress, field_spacing=fs)
+    q, field_info = phantom_heat_source(phantom, transducer, focus, ref_power, progress=progress, field_spacing=fs)
     t_field = time.perf_counter() - t0
     logger.info("heat source: %.2f s, peak %.4g W/m^3", t_field, float(q.max()))
 

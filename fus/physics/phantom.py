@@ -65,6 +65,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fus.checks import check_keys
 from fus.errors import DataError, InvalidParameterError
 from fus.physics.grid import Grid
 from fus.physics.media import LayeredMedium
@@ -336,15 +337,7 @@ def _table(where: str, table: Any, kind: str) -> Any:
         if "centre_mm" in out:
             raise InvalidParameterError(f"{where}.center_mm" if where else "center_mm", out["center_mm"], "given together with centre_mm (the same key in two spellings)")
         out["centre_mm"] = out.pop("center_mm")
-    allowed = _KEYS[kind]
-    for key in out:
-        if key not in allowed:
-            import difflib
-
-            near = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            name = f"{where}.{key}" if where else key
-            raise InvalidParameterError(name, out[key], f"unknown key (allowed here: {', '.join(sorted(allowed))}){hint}")
+    check_keys(where, out, _KEYS[kind])
     return out
 
 
