@@ -18,13 +18,12 @@ interval is represented by its time-averaged power (the thermal time constants o
 seconds, are long against the pulse periods of MRgFUS, milliseconds to ~1 s; to resolve slow
 pulsing, give the on and off parts as separate intervals).
 
-Time stepping. The user never chooses an unstable step: the run is cut at every interval
-boundary and every output time, and each piece of length ``L`` is divided into
-``ceil(L / (safety * dt_max))`` equal sub-steps, ``dt_max`` the monotone limit of
-:func:`fus.kernels.stable_time_step`. The CEM43 dose (the dose kernel :func:`fus.kernels.cem43`,
-exact for a temperature linear in time within each step, fed the two ping-pong temperature
-buffers, so nothing is copied) accrues after every sub-step unless ``dose_interval`` asks for
-coarser updates; the maximum temperature is tracked at the same instants.
+Time stepping is :class:`~fus.physics.bioheat_state.BioheatState`'s, the one loop of fus: the
+run is cut at every interval boundary and every output time, and each piece is one
+:meth:`BioheatState.advance <fus.physics.bioheat_state.BioheatState.advance>` at the interval's
+time-averaged power (``ceil(L / (safety * dt_max))`` equal stable sub-steps for a piece of
+length ``L``, CEM43 dose and maximum temperature after each). :func:`state_for_phantom` builds
+such a state on a phantom for callers that choose the power as they go (the closed-loop twin).
 """
 
 from __future__ import annotations
@@ -40,17 +39,20 @@ import numpy as np
 from fus.backend import asnumpy, get_backend
 from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
-from fus.kernels import BioheatCoefficients, bioheat_coefficients, bioheat_step, cem43
-from fus.kernels.bioheat import bioheat_buffer
+from fus.physics.bioheat_state import DEFAULT_SAFETY, BioheatState
 
-__all__ = ["Interval", "Schedule", "BioheatResult", "simulate", "simulate_phantom", "DEFAULT_SAFETY"]
+__all__ = [
+    "Interval",
+    "Schedule",
+    "BioheatResult",
+    "BioheatState",
+    "simulate",
+    "simulate_phantom",
+    "state_for_phantom",
+    "DEFAULT_SAFETY",
+]
 
 log = logging.getLogger("fus.physics.bioheat")
-
-#: Fraction of the monotone step limit used by default. Forward Euler's O(dt) error on a smooth
-#: heating pattern (4 mm Gaussian, 1 C rise; tests/test_bioheat.py) is ~0.19 % of the rise at 0.5
-#: and ~0.3 % at 0.9; 0.5 keeps the Green's-function check within 2e-3 C at twice the steps.
-DEFAULT_SAFETY: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,10 @@ def simulate(
 ) -> BioheatResult:
     """Run a sonication schedule through the Pennes equation, with CEM43 dose.
 
+    A thin user of :class:`~fus.physics.bioheat_state.BioheatState`: the run is cut at every
+    interval boundary and output time, and each piece is one :meth:`BioheatState.advance` at the
+    interval's time-averaged power.
+
     Parameters
     ----------
     rho_c, conductivity, perfusion : array_like, shape (n0, n1, n2) (or float)
@@ -257,7 +263,8 @@ def simulate(
     progress : bool
         tqdm progress bar over simulated time.
     callback : callable, optional
-        ``callback(time, temperature, dose)`` at every output time (arrays of the backend).
+        ``callback(time, temperature, dose)`` at every output time (the state's live arrays of
+        the backend: copy what you keep).
 
     Returns
     -------
@@ -271,27 +278,15 @@ def simulate(
     wall0 = _time.perf_counter()
     if not isinstance(schedule, Schedule):
         raise InvalidParameterError("schedule", type(schedule).__name__, "must be a Schedule")
-    p_ref = finite_scalar("reference_power", reference_power, positive=True)
     out_dt = finite_scalar("output_interval", output_interval, positive=True)
-    safety = finite_scalar("safety", safety, positive=True)
-    if safety > 1:
-        raise InvalidParameterError("safety", safety, "must be in (0, 1]: 1 is the monotone limit")
-    if dose_interval is not None:
-        dose_interval = finite_scalar("dose_interval", dose_interval, positive=True)
+    state = BioheatState(
+        rho_c, conductivity, perfusion, spacing, source, reference_power=reference_power,
+        initial_temperature=initial_temperature, arterial_temperature=arterial_temperature,
+        boundary=boundary, safety=safety, dose_interval=dose_interval,
+    )
     backend = get_backend()
     xp = backend.xp
-
-    # coefficients at the monotone limit; the steps used are rescaled (a, p, s are linear in dt)
-    probe = _probe(rho_c, conductivity, perfusion, spacing, arterial_temperature, boundary)
-    dt_limit = safety * probe.dt_max
-    shape = probe.shape
-    q = None
-    if source is not None:
-        q = xp.asarray(source, dtype=np.float64)
-        if tuple(q.shape) != shape:
-            raise InvalidParameterError("source", f"array of shape {tuple(q.shape)}", f"must have the grid's shape {shape}")
-        if not bool(xp.isfinite(q).all()):
-            raise InvalidParameterError("source", "non-finite values", "must be finite [W/m^3]")
+    shape = state.shape
 
     roi_masks: dict[str, Any] = {}
     for name, m in (rois or {}).items():
@@ -304,47 +299,10 @@ def simulate(
             raise InvalidParameterError(f"rois[{name}]", "empty mask", "selects no voxel of the grid")
         roi_masks[str(name)] = arr
 
-    t_init = xp.asarray(initial_temperature, dtype=np.float32)
-    if t_init.ndim == 0:
-        t_init = xp.full(shape, float(t_init), dtype=np.float32)
-    if tuple(t_init.shape) != shape:
-        raise InvalidParameterError("initial_temperature", f"array of shape {tuple(t_init.shape)}", f"must be a number or have the grid's shape {shape}")
-    t_lo, t_hi = float(xp.min(t_init)), float(xp.max(t_init))
-    if not (-5.0 <= t_lo and t_hi <= 100.0):  # NaN fails too
-        hint = " (kelvin given? 37 C is 310.15 K)" if t_hi > 200 else ""
-        raise InvalidParameterError("initial_temperature", t_hi if t_hi > 100 else t_lo, f"must lie within [-5, 100] C{hint}")
-
     total = schedule.total_duration
     outputs = _output_times(total, out_dt)
     cuts = np.unique(np.concatenate([outputs, schedule.boundaries()]))
     cuts = cuts[cuts <= total + 1e-12]
-
-    coeff_cache: dict[float, BioheatCoefficients] = {}
-    src_cache: dict[tuple[float, float], BioheatCoefficients] = {}
-
-    def coefficients_for(dt: float, mean_power: float) -> BioheatCoefficients:
-        key = round(dt, 12)
-        c = coeff_cache.get(key)
-        if c is None:
-            c = probe.with_dt(min(dt, probe.dt_max))
-            coeff_cache[key] = c
-        if q is None or mean_power == 0.0:
-            return c
-        skey = (key, mean_power)
-        cs = src_cache.get(skey)
-        if cs is None:
-            if len(src_cache) > 8:
-                src_cache.clear()
-            cs = c.with_source(q, mean_power / p_ref)
-            src_cache[skey] = cs
-        return cs
-
-    buf_a = bioheat_buffer(shape)
-    buf_a[...] = t_init
-    buf_b = bioheat_buffer(shape)
-    dose = xp.zeros(shape, dtype=np.float64)
-    dose[xp.isnan(buf_a)] = np.nan  # an unknown start temperature: unknown dose, not 0
-    tmax = buf_a.copy()
 
     frames_t: list[np.ndarray] = []
     frames_d: list[np.ndarray] = []
@@ -352,7 +310,8 @@ def simulate(
     powers: list[float] = []
     out_times: list[float] = []
 
-    def record(t: float, temp: Any, p_now: float) -> None:
+    def record(t: float, p_now: float) -> None:
+        temp, dose = state.temperature, state.dose
         out_times.append(t)
         powers.append(p_now)
         for k, m in roi_masks.items():
@@ -366,56 +325,34 @@ def simulate(
         if callback is not None:
             callback(t, temp, dose)
 
-    record(0.0, buf_a, schedule.mean_power_at(0.0))
+    record(0.0, schedule.mean_power_at(0.0))
     out_set = set(np.round(outputs[1:], 9).tolist())
-    n_steps = 0
-    dts: set[float] = set()
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="s", desc="bioheat", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
-    keep = None
     for t0, t1 in zip(cuts[:-1], cuts[1:]):
         length = float(t1 - t0)
         if length <= 1e-12:
             continue
-        mid = 0.5 * (t0 + t1)
-        p_mean = schedule.mean_power_at(mid)
-        n = max(1, int(math.ceil(length / dt_limit - 1e-9)))
-        dt = length / n
-        dts.add(round(dt, 9))
-        c = coefficients_for(dt, p_mean)
-        per_call = 1 if dose_interval is None else max(1, int(math.floor(dose_interval / dt + 1e-9)))
-        done = 0
-        while done < n:
-            k = min(per_call, n - done)
-            if k == 1:  # the new map lands in buf_b, the old one stays in buf_a: no copy
-                bioheat_step(buf_a, c, steps=1, out=buf_b, work=buf_a)
-                prev, buf_a, buf_b = buf_a, buf_b, buf_a
-            else:  # several steps per call ping-pong over the old map: keep it for the dose
-                if keep is None:
-                    keep = xp.empty_like(buf_a)
-                keep[...] = buf_a
-                prev = keep
-                bioheat_step(buf_a, c, steps=k, out=buf_a, work=buf_b)
-            cem43(dose, prev, buf_a, k * dt)
-            xp.fmax(tmax, buf_a, out=tmax)
-            done += k
-        n_steps += n
+        p_mean = schedule.mean_power_at(0.5 * (t0 + t1))
+        state.advance(length, p_mean)
         if bar is not None:
             bar.update(length)
         if round(float(t1), 9) in out_set:
-            record(float(t1), buf_a, p_mean)
+            record(float(t1), p_mean)
     if bar is not None:
         bar.close()
 
     wall = _time.perf_counter() - wall0
     voxels = int(np.prod(shape))
+    n_steps = state.n_steps
+    dts = sorted(state.time_steps)
     info = {
-        "dt_max_s": probe.dt_max,
-        "safety": safety,
-        "time_steps_s": sorted(dts),
+        "dt_max_s": state.dt_max,
+        "safety": state.safety,
+        "time_steps_s": dts,
         "n_steps": n_steps,
         "voxels": voxels,
         "wall_time_s": wall,
@@ -423,30 +360,32 @@ def simulate(
         "backend": getattr(backend, "name", "?"),
         "dose_every_substep": dose_interval is None,
     }
-    log.info("bioheat: %d steps of %s s on %s voxels in %.2f s", n_steps, sorted(dts), shape, wall)
+    log.info("bioheat: %d steps of %s s on %s voxels in %.2f s", n_steps, dts, shape, wall)
+    final = state.snapshot()
     return BioheatResult(
         times=np.asarray(out_times),
         power=np.asarray(powers),
         temperature=np.stack(frames_t) if keep_frames else None,
         dose=np.stack(frames_d) if keep_frames else None,
-        final_temperature=asnumpy(buf_a).astype(np.float32, copy=True),
-        final_dose=asnumpy(dose).copy(),
-        max_temperature=asnumpy(tmax).astype(np.float32, copy=True),
+        final_temperature=final["temperature"],
+        final_dose=final["dose"],
+        max_temperature=final["max_temperature"],
         roi_curves={k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in curves.items()},
         info=info,
     )
 
 
-def _probe(rho_c: Any, conductivity: Any, perfusion: Any, spacing: Any, ta: float, boundary: Any) -> BioheatCoefficients:
-    """Coefficients at the monotone limit itself (validates the medium, finds dt_max)."""
-    from fus.kernels import stable_time_step
-
-    dt_max = stable_time_step(rho_c, conductivity, perfusion, spacing, boundary)
-    if not math.isfinite(dt_max):
-        dt_max = 3600.0  # nothing couples or cools: any step is exact for Q alone; cap at 1 h
-    return bioheat_coefficients(
-        rho_c, conductivity, perfusion, spacing, dt_max, arterial_temperature=ta, boundary=boundary
-    )
+def _phantom_defaults(phantom: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The phantom's thermal volumes and spacing (the medium arguments) and its initial
+    temperatures (bath / body), bath boundary and arterial (body) temperature."""
+    th = phantom.thermal()
+    medium = {"rho_c": th["rho_c"], "conductivity": th["conductivity"], "perfusion": th["perfusion"], "spacing": phantom.spacing}
+    kw = {
+        "initial_temperature": phantom.initial_temperature(),
+        "arterial_temperature": phantom.body_temperature,
+        "boundary": phantom.boundary(),
+    }
+    return medium, kw
 
 
 def simulate_phantom(phantom: Any, source: Any, schedule: Schedule, **kwargs: Any) -> BioheatResult:
@@ -455,12 +394,33 @@ def simulate_phantom(phantom: Any, source: Any, schedule: Schedule, **kwargs: An
 
     Keyword arguments are passed on to :func:`simulate` (they override the phantom's).
     """
-    th = phantom.thermal()
-    kw: dict[str, Any] = {
-        "initial_temperature": phantom.initial_temperature(),
-        "arterial_temperature": phantom.body_temperature,
-        "boundary": phantom.boundary(),
-        "rois": phantom.rois,
-    }
+    medium, kw = _phantom_defaults(phantom)
+    kw["rois"] = phantom.rois
     kw.update(kwargs)
-    return simulate(th["rho_c"], th["conductivity"], th["perfusion"], phantom.spacing, source, schedule, **kw)
+    return simulate(source=source, schedule=schedule, **medium, **kw)
+
+
+def state_for_phantom(phantom: Any, source: Any, **kwargs: Any) -> BioheatState:
+    """A :class:`~fus.physics.bioheat_state.BioheatState` on a
+    :class:`fus.physics.phantom.Phantom`, with the defaults :func:`simulate_phantom` uses.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        Gives the thermal volumes, spacing [m], initial temperatures (bath / body) [C], bath
+        boundary and arterial (body) temperature [C].
+    source : None, array_like or mapping of (int or str) -> array_like
+        Heat source(s) Q_ref [W/m^3] at ``reference_power`` (see :class:`BioheatState`).
+    **kwargs
+        Passed on to :class:`BioheatState` (``reference_power``, ``safety``, ``dose_interval``;
+        ``initial_temperature``, ``arterial_temperature`` and ``boundary`` override the
+        phantom's).
+
+    Returns
+    -------
+    BioheatState
+        At t = 0, on the active backend.
+    """
+    medium, kw = _phantom_defaults(phantom)
+    kw.update(kwargs)
+    return BioheatState(source=source, **medium, **kw)
