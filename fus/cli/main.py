@@ -9,6 +9,7 @@ import sys
 from fus.cli import info, replay
 from fus.cli import field
 from fus.cli import heat
+from fus.cli import simulate
 from fus.cli import convert, inspect_dicom
 from fus.errors import FusError
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_parser(sub)
     field.add_parser(sub)
     heat.add_parser(sub)
+    simulate.add_parser(sub)
     replay.add_parser(sub)
     return parser
 
