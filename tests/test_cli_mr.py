@@ -418,11 +418,12 @@ def test_write_series_library_call(tmp_path):
 
 def _records_both_ways(paths: list[Path], monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str], int]:
     """repr of read_file (or its DicomError) per file: fast parser, then pydicom only."""
+    import fus.mr.dicom_header as header
     import fus.mr.dicom_index as index
     from fus.errors import DicomError
 
     used = []
-    fast_header = index._fast_header
+    fast_header = header._fast_header
 
     def spy(data: bytes, complete: bool = True):
         out = fast_header(data, complete)
@@ -438,9 +439,9 @@ def _records_both_ways(paths: list[Path], monkeypatch: pytest.MonkeyPatch) -> tu
                 out.append(f"DicomError: {exc}")
         return out
 
-    monkeypatch.setattr(index, "_fast_header", spy)
+    monkeypatch.setattr(header, "_fast_header", spy)
     fast = run()
-    monkeypatch.setattr(index, "_fast_header", lambda data, complete=True: None)
+    monkeypatch.setattr(header, "_fast_header", lambda data, complete=True: None)
     return fast, run(), sum(used)
 
 

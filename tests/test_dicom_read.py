@@ -24,7 +24,7 @@ import pydicom
 import pytest
 from conftest import require_data
 
-import fus.mr.dicom as dicom_mod
+import fus.mr.dicom_series as dicom_mod
 from fus.errors import DicomError, InvalidParameterError
 from fus.mr.dicom import GAMMA_PROTON, load_series, scan
 
@@ -557,7 +557,7 @@ def test_folder_walk_links_hidden_and_misnamed_files(tmp_path, caplog):
     hidden = top / ".hidden"
     classic(hidden / "x.dcm", np.ones((4, 4), np.uint16), series_uid=new_uid())
     (real / "m1.dcm").rename(real / "m1.dcm.gz")  # plain DICOM with a .gz name
-    with caplog.at_level(logging.WARNING, logger="fus.mr.dicom_index"):
+    with caplog.at_level(logging.WARNING, logger="fus.mr.dicom_files"):
         s = load_series(top)
     assert s.shape == (1, 3, 4, 4)
     np.testing.assert_array_equal(s.image("magnitude")[0, :, 0, 0], [1, 2, 3])

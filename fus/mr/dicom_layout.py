@@ -1,6 +1,6 @@
 """Grouping, ordering and geometry of one DICOM series (internal to :mod:`fus.mr.dicom`).
 
-From the :class:`~fus.mr.dicom_index.ImageRecord` objects of one SeriesInstanceUID this module
+From the :class:`~fus.mr.dicom_records.ImageRecord` objects of one SeriesInstanceUID this module
 builds a :class:`SeriesLayout`: the images of every (component, echo) pair arranged on a
 [dynamic, slice] grid, the voxel-to-world affine, the time of every dynamic, and the series facts.
 
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from fus.errors import DicomError
-from fus.mr.dicom_index import FileInfo, ImageRecord
+from fus.mr.dicom_records import FileInfo, ImageRecord
 from fus.mr.dicom_scaling import b0_from_f0
 
 logger = logging.getLogger(__name__)

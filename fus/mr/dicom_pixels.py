@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fus.errors import DicomError
-from fus.mr.dicom_index import FileInfo
+from fus.mr.dicom_records import FileInfo
 
 logger = logging.getLogger(__name__)
 
