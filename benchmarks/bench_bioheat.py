@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 import fus
-from fus.kernels import bioheat_coefficients, bioheat_step, stable_time_step
+from fus.kernels import bioheat_step
+from fus.physics.bioheat_grid import bioheat_coefficients, stable_time_step
 
 N = 128
 STEPS = 100

@@ -14,8 +14,9 @@ import pytest
 
 import fus
 from fus.errors import DataError, InvalidParameterError
-from fus.kernels import bioheat_coefficients, bioheat_step, stable_time_step
+from fus.kernels import bioheat_step
 from fus.physics.bioheat import Interval, Schedule, simulate, simulate_phantom
+from fus.physics.bioheat_grid import bioheat_coefficients, stable_time_step
 from fus.physics.phantom import build_phantom, load_phantom, property_volumes, thermal_volumes
 from fus.physics.tissues import TISSUES
 
@@ -477,8 +478,8 @@ def test_cli_heat_writes_series_csv_and_sidecar(tmp_path, monkeypatch):
     (the field code has its own tests; this checks the pipeline and the files)."""
     import nibabel as nib
 
-    from fus.cli import heat as heat_cli
     from fus.cli.main import main
+    from fus.pipelines import heat as heat_pipeline
 
     spec_file = tmp_path / "small_bone.toml"
     spec_file.write_text(
@@ -496,7 +497,7 @@ def test_cli_heat_writes_series_csv_and_sidecar(tmp_path, monkeypatch):
         f = np.asarray(focus)
         return power * 5e5 * np.exp(-((x - f[0]) ** 2 + (y - f[1]) ** 2 + (z - f[2]) ** 2) / (2 * 2e-3**2)), {"fake": True}
 
-    monkeypatch.setattr(heat_cli, "phantom_heat_source", fake_source)
+    monkeypatch.setattr(heat_pipeline, "phantom_heat_source", fake_source)
     out = tmp_path / "run"
     rc = main([
         "heat", "--phantom", str(spec_file), "--transducer", "cap256", "--power", "20", "--duration", "6",
@@ -522,6 +523,32 @@ def test_cli_heat_writes_series_csv_and_sidecar(tmp_path, monkeypatch):
     assert main(["heat", "--phantom", str(spec_file), "--transducer", "cap256", "--power", "20",
                  "--duration", "6", "--cooling", "-4", "-o", str(tmp_path / "x")]) == 1
 
+
+
+def test_heat_pipeline_on_a_phantom_object(tmp_path, monkeypatch):
+    """`fus heat`'s pipeline called from Python with a built phantom (no file): results first,
+    files on request, the same files the CLI writes."""
+    from fus.pipelines import heat as heat_pipeline
+
+    ph = build_phantom(_spec())
+
+    def fake_source(phantom, transducer, focus, power, progress=True, field_spacing=None):
+        x, y, z = np.meshgrid(*phantom.grid.axes(), indexing="ij")
+        f = np.asarray(focus)
+        return power * 5e5 * np.exp(-((x - f[0]) ** 2 + (y - f[1]) ** 2 + (z - f[2]) ** 2) / (2 * 2e-3**2)), {"fake": True}
+
+    monkeypatch.setattr(heat_pipeline, "phantom_heat_source", fake_source)
+    from fus.physics.transducer import cap256
+
+    run = heat_pipeline.compute_heat(ph, cap256(), power=10.0, duration=2.0, output_interval=1.0, progress=False)
+    assert run.sidecar["phantom"]["file"] == "built" and "files" not in run.sidecar
+    assert run.dose.shape == (3, 12, 12, 40) and len(run.table[1]) == 3
+    assert run.sidecar["roi_peaks"]["target"]["max_temperature_C"] > ph.body_temperature
+    files = heat_pipeline.write_heat(run, tmp_path / "out", gzip=True)
+    assert files["temperature"] == "temperature.nii.gz"
+    assert {p.name for p in (tmp_path / "out").iterdir()} == set(files.values())
+    with pytest.raises(InvalidParameterError, match="duration"):
+        heat_pipeline.compute_heat(ph, cap256(), power=10.0, duration=0.0, progress=False)
 
 # ------------------------------------------------------------------------------------------------
 # GPU vs CPU (run where CuPy sees a device)

@@ -22,10 +22,10 @@ from fus.physics.drive import (
     acoustic_power,
     ebbini_cain,
     focus_phases,
+    point_source_transfer_matrix,
     scale_to_power,
     scale_to_velocity,
     steering_report,
-    transfer_matrix,
 )
 from fus.physics.transducer import bowl, cap256, piston, spherical_cap_array
 
@@ -153,8 +153,8 @@ def test_transfer_matrix_in_scanner_frame():
     tr[:3, 3] = [0.1, 0.2, 0.3]
     ts = t.with_transform(tr)
     pts = np.array([[1e-3, 2e-3, 3e-3], [-2e-3, 0, 1e-3]])
-    h_t = transfer_matrix(ts, pts, C, RHO)
-    h_s = transfer_matrix(ts, pts @ tr[:3, :3].T + tr[:3, 3], C, RHO, frame="scanner")
+    h_t = point_source_transfer_matrix(ts, pts, C, RHO)
+    h_s = point_source_transfer_matrix(ts, pts @ tr[:3, :3].T + tr[:3, 3], C, RHO, frame="scanner")
     np.testing.assert_allclose(h_s, h_t, rtol=1e-12)
     h_ref = _h_reference(t.centres, t.normals, t.diameters, 1.2e6, pts)
     np.testing.assert_allclose(h_t, h_ref, rtol=1e-12)

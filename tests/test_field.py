@@ -23,7 +23,7 @@ from fus.physics.field import (
     DEFAULT_FAR_FIELD_TOLERANCE,
     DEFAULT_POINTS_PER_WAVELENGTH,
     far_field_distance,
-    focusing_phases,
+    focus_phases_in_medium,
     heat_source,
     heat_source_labels,
     piston_far_field,
@@ -383,7 +383,7 @@ def test_focusing_through_layers_aligns_element_phases():
     t = cap256()
     med = LayeredMedium([("water", None), ("skin", 2e-3), ("fat", 10e-3), ("muscle", None)], -0.04)
     target = np.zeros(3)
-    w = focusing_phases(t, target, med)
+    w = focus_phases_in_medium(t, target, med)
     h = transfer_matrix(t, target[None, :], med)[0]
     contrib = h * w
     spread = np.angle(contrib * np.conj(contrib.sum()))
@@ -430,7 +430,7 @@ def test_bad_inputs_are_named():
     t = cap256()
     u = focus_phases(t, (0, 0, 0))
     with pytest.raises(InvalidParameterError, match="target") as err:
-        focusing_phases(t, (0, 0, -0.2), "water")  # focus behind the transducer
+        focus_phases_in_medium(t, (0, 0, -0.2), "water")  # focus behind the transducer
     assert "behind" in str(err.value)
     with pytest.raises(InvalidParameterError, match="points") as err:
         pressure(t, u, np.array([[0, 0, -0.15]]))
@@ -488,6 +488,31 @@ def test_cli_field_writes_nifti_and_sidecar(tmp_path, capsys):
     muscle = HomogeneousMedium("muscle")
     assert heat[3, 2, 2] == pytest.approx(muscle.absorption(1.2e6) * mag[3, 2, 2] ** 2 / muscle.impedance, rel=1e-4)
 
+
+
+def test_field_pipeline_from_python_matches_the_cli(tmp_path):
+    """The pipeline the CLI calls, called in SI units by a library user: the same volume, no CLI
+    arguments in the sidecar, and the same refusals by parameter name."""
+    nib = pytest.importorskip("nibabel")
+    from fus.cli.main import main
+    from fus.pipelines.field import compute_field, run_field
+
+    t = bowl(0.14, 0.064, 1.2e6)
+    res = run_field(tmp_path / "lib.nii", t, (6, 5, 4), (1e-3, 1e-3, 2e-3), centre=(0, 0, -1e-3), power=20.0,
+                    heat=True, progress=False)
+    assert main(["field", "--transducer", "bowl", "--grid", "6x5x4", "--spacing", "1,1,2", "--center", "0,0,-1",
+                 "--power", "20", "--heat", "--no-progress", "-o", str(tmp_path / "cli.nii")]) == 0
+    for kind in ("", "_heat"):
+        a = np.asarray(nib.load(str(tmp_path / f"lib{kind}.nii")).dataobj)
+        b = np.asarray(nib.load(str(tmp_path / f"cli{kind}.nii")).dataobj)
+        np.testing.assert_array_equal(a, b)
+    side = json.loads((tmp_path / "lib.json").read_text())
+    assert "arguments" not in side and side["files"] == {"magnitude": "lib.nii", "heat": "lib_heat.nii"}
+    assert res.pressure is None and res.sidecar["peak_pressure_Pa"] == pytest.approx(float(res.magnitude.max()))
+    with pytest.raises(InvalidParameterError, match="power/velocity"):
+        compute_field(t, (2, 2, 2), 1e-3, power=1.0, velocity=0.1, progress=False)
+    with pytest.raises(InvalidParameterError, match="spacing"):
+        compute_field(t, (2, 2, 2), 0.0, progress=False)
 
 @pytest.mark.parametrize(
     "args, match",

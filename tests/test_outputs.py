@@ -54,11 +54,11 @@ def test_rerun_without_optional_outputs_removes_them(tmp_path):
 
 
 def test_output_inside_a_file_is_refused_before_the_field_is_computed(tmp_path, monkeypatch, capsys):
-    from fus.cli import field as field_cli
+    from fus.pipelines import field as field_pipeline
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    monkeypatch.setattr(field_cli, "compute", lambda args: pytest.fail("the field was computed first"))
+    monkeypatch.setattr(field_pipeline, "compute_field", lambda *a, **k: pytest.fail("the field was computed first"))
     assert _field(blocker / "f.nii", "--power", "1") == 1
     assert "-o" in capsys.readouterr().err
 
@@ -99,8 +99,8 @@ def test_heat_past_boiling_warns_and_writes_no_inf(tmp_path, monkeypatch):
     """`fus heat` at a power that overflows CEM43: strict JSON, no inf in files, the warning recorded."""
     import csv
 
-    from fus.cli import heat as heat_cli
     from fus.cli.main import main
+    from fus.pipelines import heat as heat_pipeline
 
     spec = tmp_path / "small.toml"
     spec.write_text(
@@ -115,7 +115,7 @@ def test_heat_past_boiling_warns_and_writes_no_inf(tmp_path, monkeypatch):
         f = np.asarray(focus)
         return power * 5e6 * np.exp(-((x - f[0]) ** 2 + (y - f[1]) ** 2 + (z - f[2]) ** 2) / (2 * 2e-3**2)), {"fake": True}
 
-    monkeypatch.setattr(heat_cli, "phantom_heat_source", fake_source)
+    monkeypatch.setattr(heat_pipeline, "phantom_heat_source", fake_source)
     out = tmp_path / "run"
     assert main(["heat", "--phantom", str(spec), "--transducer", "cap256", "--power", "3000", "--duration", "4",
                  "--output-interval", "2", "--no-progress", "-o", str(out)]) == 0

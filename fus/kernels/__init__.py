@@ -5,14 +5,12 @@ Each function takes arrays of either backend, validates shapes, dtypes and sizes
 the active backend (see :mod:`fus.backend`).
 """
 
-from fus.kernels.bioheat import BioheatCoefficients, bioheat_coefficients, bioheat_step, stable_time_step
+from fus.kernels.bioheat import bioheat_step
 from fus.kernels.dose import cem43
 from fus.kernels.rayleigh import piston_angular_functions, rayleigh, rayleigh_far, rayleigh_layered
 from fus.kernels.thermometry import prf_phase, prf_row_phase_sums, prf_row_poly_sums, prf_temperature, prf_temperature_dose
 
 __all__ = [
-    "BioheatCoefficients",
-    "bioheat_coefficients",
     "bioheat_step",
     "cem43",
     "prf_phase",
@@ -24,5 +22,4 @@ __all__ = [
     "rayleigh",
     "rayleigh_far",
     "rayleigh_layered",
-    "stable_time_step",
 ]

@@ -34,19 +34,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from fus.errors import FusError, InvalidParameterError
+from fus.jsonable import jsonable
 from fus.mr.dicom import COMPONENTS, Series
 from fus.mr.dicom_scaling import GAMMA_PROTON_HZ_PER_T
-from fus.mr.nifti_stream import NiftiStreamWriter
+from fus.mr.nifti_stream import NiftiStreamWriter, write_volume
 
 logger = logging.getLogger(__name__)
 
@@ -117,25 +116,6 @@ def sidecar_path(nifti_path: str | Path) -> Path:
     return p.with_name(name + ".json")
 
 
-def _jsonable(value: Any) -> Any:
-    """numpy scalars / arrays, tuples, paths and non-finite floats -> JSON-safe values."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
 def write_sidecar(path: str | Path, meta: Mapping[str, Any]) -> Path:
     """Write ``meta`` as a JSON sidecar.
 
@@ -159,7 +139,7 @@ def write_sidecar(path: str | Path, meta: Mapping[str, Any]) -> Path:
     out.update(meta)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(_jsonable(out), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    p.write_text(json.dumps(jsonable(out, non_finite="null"), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return p
 
 
@@ -345,7 +325,7 @@ def write_series(
     if n_dyn == 1:
         dyn = next(series.iter_dynamics(components=comps, echoes=echs))
         for (c, e), p in zip(sets, paths):
-            _write_3d(p, dyn.images[(c, e)], affine, step, f"fus {c} e{e}")
+            write_volume(p, dyn.images[(c, e)], affine, f"fus {c} e{e}", dtype=np.float32, step=step)
             if progress is not None:
                 progress(n_sl)
     else:
@@ -368,14 +348,3 @@ def write_series(
         logger.debug("wrote %s", p)
     return paths
 
-
-def _write_3d(path: Path, volume: np.ndarray, affine: np.ndarray, step: float, descrip: str) -> None:
-    """One [slice, row, column] volume as a 3-D NIfTI [i=column, j=row, k=slice]."""
-    img = nib.Nifti1Image(np.ascontiguousarray(volume.transpose(2, 1, 0), dtype=np.float32), affine)
-    hdr = img.header
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    hdr.set_xyzt_units("mm", "sec")
-    hdr["pixdim"][4] = step  # as dcm2niix: TR of a single volume [s]
-    hdr["descrip"] = descrip.encode()[:79]
-    nib.save(img, path)

@@ -4,6 +4,10 @@ NIfTI-1 stores the voxels with i fastest, then j, k, t. A volume held in the rea
 ``[slice, row, column]`` order is C-contiguous with the column (i) fastest, so its bytes are
 exactly one NIfTI volume: volumes are appended as they come, into a ``.nii.gz`` (gzip stream)
 or a ``.nii``. The header (written first) already holds the final number of volumes.
+
+Every NIfTI fus writes gets its geometry and labels here (:func:`label_nifti`: q/sform code 1,
+mm and s, description, time step): the streamed series, single volumes (:func:`write_volume`,
+:func:`nifti_image`) and the run outputs of :mod:`fus.pipelines.outputs`.
 """
 
 from __future__ import annotations
@@ -18,21 +22,47 @@ import numpy as np
 
 from fus.errors import InvalidParameterError
 
-__all__ = ["NiftiStreamWriter", "write_volume"]
+__all__ = ["NiftiStreamWriter", "label_nifti", "nifti_image", "write_volume"]
+
+
+def label_nifti(target: Any, affine: np.ndarray, description: str, *, step: float | None = None, spatial_units: str = "mm") -> None:
+    """Give a NIfTI image or header the geometry and labels every fus volume carries.
+
+    qform and sform both ``affine`` with code 1 (scanner), units ``spatial_units`` and seconds,
+    ``description`` in ``descrip`` (79 bytes at most), and the time step ``step`` [s] in
+    ``pixdim[4]`` (a 4-D volume's time step; as dcm2niix, a single volume's TR).
+
+    Parameters
+    ----------
+    target : nibabel.Nifti1Image or nibabel.Nifti1Header
+        Labelled in place (an image keeps its affine in step with its header).
+    """
+    header = target.header if isinstance(target, nib.Nifti1Image) else target
+    target.set_qform(affine, code=1)
+    target.set_sform(affine, code=1)
+    header.set_xyzt_units(spatial_units, "sec")
+    if step is not None:
+        if len(header.get_data_shape()) == 4:
+            zooms = list(header.get_zooms())
+            zooms[3] = float(step)
+            header.set_zooms(zooms)
+        else:
+            header["pixdim"][4] = step
+    header["descrip"] = description.encode()[:79]
+
+
+def nifti_image(data: Any, affine: np.ndarray, description: str, *, step: float | None = None, spatial_units: str = "mm") -> nib.Nifti1Image:
+    """A NIfTI-1 image of ``data`` (array order i, j, k[, t]), labelled by :func:`label_nifti`."""
+    img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
+    label_nifti(img, img.affine, description, step=step, spatial_units=spatial_units)
+    return img
 
 
 def _header(shape_ijk_t: tuple[int, ...], dtype: Any, affine: np.ndarray, tr: float | None, units: str) -> nib.Nifti1Header:
     hdr = nib.Nifti1Header()
     hdr.set_data_shape(shape_ijk_t)
     hdr.set_data_dtype(np.dtype(dtype))
-    hdr.set_qform(affine, code=1)
-    hdr.set_sform(affine, code=1)
-    hdr.set_xyzt_units("mm", "sec")
-    if tr is not None and len(shape_ijk_t) == 4:
-        zooms = list(hdr.get_zooms())
-        zooms[3] = float(tr)
-        hdr.set_zooms(zooms)
-    hdr["descrip"] = units.encode()[:79]
+    label_nifti(hdr, affine, units, step=tr if len(shape_ijk_t) == 4 else None)
     hdr["vox_offset"] = 352
     return hdr
 
@@ -98,14 +128,16 @@ class NiftiStreamWriter:
         self.close()
 
 
-def write_volume(path: str | Path, volume_zyx: np.ndarray, affine: np.ndarray, units: str = "") -> Path:
-    """Write one 3-D volume given in (slices, rows, cols) order as NIfTI (i=col, j=row, k=slice)."""
+def write_volume(
+    path: str | Path, volume_zyx: np.ndarray, affine: np.ndarray, units: str = "", *, dtype: Any = None, step: float | None = None
+) -> Path:
+    """Write one 3-D volume given in (slices, rows, cols) order as NIfTI (i=col, j=row, k=slice).
+
+    ``dtype`` converts the voxels (default: kept); ``step`` [s] goes to ``pixdim[4]`` (the TR of
+    a single dynamic, as dcm2niix writes it). The folder is created.
+    """
     v = np.asarray(volume_zyx)
-    img = nib.Nifti1Image(np.ascontiguousarray(v.transpose(2, 1, 0)), np.asarray(affine, dtype=np.float64))
-    img.header.set_xyzt_units("mm", "sec")
-    img.header["descrip"] = units.encode()[:79]
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
+    img = nifti_image(np.ascontiguousarray(v.transpose(2, 1, 0), dtype=dtype), affine, units, step=step)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, p)

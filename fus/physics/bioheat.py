@@ -6,7 +6,7 @@ r"""Pennes bioheat solver: sonication schedules, automatic stable time steps, CE
 
 (H. H. Pennes, J. Appl. Physiol. 1, 93-122 (1948)), advanced by the explicit finite-volume steps
 of :func:`fus.kernels.bioheat_step` (harmonic-mean face conductances; fixed-temperature or
-zero-flux grid faces). The heat source is the absorbed acoustic power density at a reference
+zero-flux grid faces: :mod:`fus.physics.bioheat_grid`). The heat source is the absorbed acoustic power density at a reference
 drive power, scaled by the schedule:
 
 .. math::
@@ -247,7 +247,7 @@ def simulate(
     arterial_temperature : float
         T_a [C].
     boundary : mapping or sequence, optional
-        Per grid face: zero flux or a fixed temperature (see :func:`fus.kernels.bioheat_coefficients`).
+        Per grid face: zero flux or a fixed temperature (see :func:`fus.physics.bioheat_grid.bioheat_coefficients`).
     output_interval : float
         Time between output frames and ROI samples [s], > 0 (the last frame is at the end).
     safety : float

@@ -37,8 +37,9 @@ import numpy as np
 from fus.backend import asnumpy, get_backend
 from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
-from fus.kernels import BioheatCoefficients, bioheat_coefficients, bioheat_step, cem43, stable_time_step
+from fus.kernels import bioheat_step, cem43
 from fus.kernels.bioheat import bioheat_buffer
+from fus.physics.bioheat_grid import BioheatCoefficients, bioheat_coefficients, stable_time_step
 
 __all__ = ["DEFAULT_SAFETY", "BioheatState"]
 

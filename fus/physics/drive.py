@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import j1
 
+from fus.backend import asnumpy
 from fus.errors import InvalidParameterError
 from fus.physics.constants import DEFAULT_DENSITY, DEFAULT_SOUND_SPEED
 from fus.physics.transducer_geometry import Transducer, _positive_finite, bowl_depth
@@ -38,7 +39,7 @@ __all__ = [
     "SteeringReport",
     "focus_phases",
     "steering_report",
-    "transfer_matrix",
+    "point_source_transfer_matrix",
     "ebbini_cain",
     "acoustic_power",
     "scale_to_power",
@@ -61,15 +62,9 @@ MAX_CONDITION_NUMBER: float = 1e12
 Frame = Literal["transducer", "scanner"]
 
 
-def _host(x: Any, dtype: Any) -> np.ndarray:
-    if hasattr(x, "get") and not isinstance(x, np.ndarray):  # CuPy array -> host
-        x = x.get()
-    return np.asarray(x, dtype=dtype)
-
-
 def _points(transducer: Transducer, points: Any, name: str, frame: Frame) -> np.ndarray:
     try:
-        p = _host(points, np.float64)
+        p = np.asarray(asnumpy(points), dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidParameterError(name, points, "must be real coordinates [m]") from None
     if p.ndim == 1:
@@ -100,7 +95,7 @@ def _points(transducer: Transducer, points: Any, name: str, frame: Frame) -> np.
 
 def _drive(transducer: Transducer, drive: Any) -> np.ndarray:
     try:
-        u = _host(drive, np.complex128)
+        u = np.asarray(asnumpy(drive), dtype=np.complex128)
     except (TypeError, ValueError):
         raise InvalidParameterError("drive", drive, "must be complex amplitudes") from None
     if u.shape != (transducer.n_elements,):
@@ -258,11 +253,12 @@ def focus_phases(
     frame: Frame = "transducer",
     return_report: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, SteeringReport]:
-    """Unit-modulus element weights that focus on a target.
+    """Unit-modulus element weights that focus on a target in a homogeneous medium (one sound speed).
 
     ``w_m = exp(+i k r_m)`` with ``r_m`` the distance from element centre m to the target: with the
     outgoing wave ``exp(-i k r) / r`` each element's contribution ``w_m exp(-i k r_m) / r_m``
-    arrives at the target with zero phase, so all add coherently (real and positive).
+    arrives at the target with zero phase, so all add coherently (real and positive). Through a
+    layered medium: :func:`fus.physics.field.focus_phases_in_medium`.
 
     A warning is logged (logger ``fus.physics.drive``) when the target is outside the useful
     steering range (see :func:`steering_report`); pass ``return_report=True`` to get the verdict.
@@ -315,7 +311,7 @@ def focus_phases(
 
 
 # ---------------------------------------------------------------------------- Ebbini–Cain
-def transfer_matrix(
+def point_source_transfer_matrix(
     transducer: Transducer,
     points: Any,
     sound_speed: float = DEFAULT_SOUND_SPEED,
@@ -327,7 +323,9 @@ def transfer_matrix(
     """Element-to-point transfer matrix of the point-source model (see the module docstring).
 
     ``H[j, m] = i k rho c A_m exp(-i k r_jm) / (2 pi r_jm)`` [Pa per m/s], optionally times the
-    piston directivity of disc elements.
+    piston directivity of disc elements: one source per element in a homogeneous medium, cheap,
+    for drive synthesis. The full field model (patches, far-field element sources, layered media)
+    is :func:`fus.physics.field.transfer_matrix`.
 
     Parameters
     ----------
@@ -385,7 +383,7 @@ def ebbini_cain(
 
         u = H^H (H H^H + beta_eff I)^-1 p,    beta_eff = beta * trace(H H^H) / J,
 
-    with ``H`` from :func:`transfer_matrix`; ``beta = 0`` gives the exact minimum-norm
+    with ``H`` from :func:`point_source_transfer_matrix`; ``beta = 0`` gives the exact minimum-norm
     pseudo-inverse solution of ``H u = p`` (J <= M). The J x J system is solved with
     ``numpy.linalg.solve`` in complex128.
 
@@ -424,14 +422,14 @@ def ebbini_cain(
         regularisation, or a (nearly) singular system (duplicate or too-close control points).
     """
     if transfer is None:
-        h = transfer_matrix(
+        h = point_source_transfer_matrix(
             transducer, control_points, sound_speed, density,
             frame=frame, element_directivity=element_directivity,
         )
     else:
         n_pts = _points(transducer, control_points, "control_points", frame).shape[0]
         try:
-            h = _host(transfer, np.complex128)
+            h = np.asarray(asnumpy(transfer), dtype=np.complex128)
         except (TypeError, ValueError):
             raise InvalidParameterError("transfer", transfer, "must be a complex matrix") from None
         if h.shape != (n_pts, transducer.n_elements):
@@ -442,7 +440,7 @@ def ebbini_cain(
             raise InvalidParameterError("transfer", "<non-finite values>", "must be finite")
     n_ctrl = h.shape[0]
     try:
-        p = _host(pressures, np.complex128).reshape(-1)
+        p = np.asarray(asnumpy(pressures), dtype=np.complex128).reshape(-1)
     except (TypeError, ValueError):
         raise InvalidParameterError(
             "pressures", pressures, "must be complex pressures [Pa]"

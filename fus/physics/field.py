@@ -106,7 +106,7 @@ __all__ = [
     "transfer_matrix",
     "heat_source",
     "heat_source_labels",
-    "focusing_phases",
+    "focus_phases_in_medium",
     "far_field_distance",
     "piston_far_field",
     "DEFAULT_POINTS_PER_WAVELENGTH",
@@ -365,7 +365,7 @@ def _box_far_distance(centres: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np
 
 def _as_points(where: Any, transducer: Transducer, frame: str, xp: Any) -> tuple[Any, np.ndarray, tuple[int, ...]]:
     """(device float32 (N, 3), host float64 (N, 3), output shape) for a point array."""
-    host = np.asarray(where.get() if hasattr(where, "get") and not isinstance(where, np.ndarray) else where)
+    host = asnumpy(where)
     try:
         host = host.astype(np.float64)
     except (TypeError, ValueError):
@@ -579,8 +579,8 @@ def transfer_matrix(
 
 
 # ------------------------------------------------------------------------------ focusing
-def focusing_phases(transducer: Transducer, target: Any, medium: Any = None) -> np.ndarray:
-    """Unit-modulus element weights focusing on ``target`` [m] through ``medium``.
+def focus_phases_in_medium(transducer: Transducer, target: Any, medium: Any = None) -> np.ndarray:
+    """Unit-modulus element weights focusing on ``target`` [m] through ``medium`` (its layers included).
 
     Homogeneous medium: :func:`fus.physics.drive.focus_phases` with the medium's sound speed
     (``exp(+i k r_m)``, r_m from the element centre). Layered medium, target beyond the first

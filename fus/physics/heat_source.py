@@ -15,7 +15,7 @@ import numpy as np
 
 from fus.backend import asnumpy
 from fus.physics.drive import scale_to_power
-from fus.physics.field import focusing_phases, heat_source_labels, pressure
+from fus.physics.field import focus_phases_in_medium, heat_source_labels, pressure
 
 __all__ = ["phantom_heat_source"]
 
@@ -46,7 +46,7 @@ def phantom_heat_source(
     """
     medium = phantom.layered_medium()
     src = medium.source_medium
-    weights = focusing_phases(transducer, focus, medium)
+    weights = focus_phases_in_medium(transducer, focus, medium)
     u = scale_to_power(transducer, weights, power, src.density, src.sound_speed)
     grid = phantom.grid
     fine = np.asarray(grid.spacing)

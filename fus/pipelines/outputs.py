@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from fus.errors import DataError, InvalidParameterError
+from fus.jsonable import jsonable
 
 __all__ = ["RunOutputs", "strict_json", "saturate", "DOSE_CEILING"]
 
@@ -49,22 +50,6 @@ def saturate(values: np.ndarray, ceiling: float) -> tuple[np.ndarray, int]:
     return a, n
 
 
-def _plain(value: Any, where: str) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist(), where)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        raise DataError(f"the sidecar value {where} is {value}: fus never writes a non-finite number to JSON")
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def strict_json(obj: Any) -> str:
     """``obj`` as strict JSON text (numpy values converted); a non-finite number raises.
 
@@ -73,7 +58,7 @@ def strict_json(obj: Any) -> str:
     DataError
         Naming the key path of the first non-finite number.
     """
-    return json.dumps(_plain(obj, "sidecar"), indent=2, allow_nan=False) + "\n"
+    return json.dumps(jsonable(obj, where="sidecar"), indent=2, allow_nan=False) + "\n"
 
 
 class RunOutputs:
@@ -117,21 +102,13 @@ class RunOutputs:
         DataError
             For ``+inf`` / ``-inf`` in ``data`` (saturate first) or an OS error, naming the file.
         """
-        import nibabel as nib
+        from fus.mr.nifti_stream import nifti_image  # nibabel only when a volume is written
 
         arr = np.asarray(data, dtype=np.float32)
         if np.isinf(arr).any():
             raise DataError(f"{np.isinf(arr).sum()} infinite values in the volume (saturate them and say so)", path=self.directory / name)
         temp, final = self._temp(name)
-        img = nib.Nifti1Image(arr, affine)
-        img.header.set_xyzt_units(spatial_units, "sec")
-        if dt is not None and arr.ndim == 4:
-            zooms = list(img.header.get_zooms())
-            zooms[3] = float(dt)
-            img.header.set_zooms(zooms)
-        img.header["descrip"] = description[:79].encode()
-        img.set_qform(affine, code=1)
-        img.set_sform(affine, code=1)
+        img = nifti_image(arr, affine, description, step=dt if arr.ndim == 4 else None, spatial_units=spatial_units)
         try:
             # nibabel picks gzip from the name: write under a name with the same ending
             with open(temp, "wb") as fh:

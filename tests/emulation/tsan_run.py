@@ -31,7 +31,8 @@ def _close(name: str, gpu, cpu, tol: float) -> None:
 
 def kernels() -> set[str]:
     import fus
-    from fus.kernels import bioheat_coefficients, bioheat_step, cem43, prf_phase, prf_row_phase_sums, prf_row_poly_sums, prf_temperature, prf_temperature_dose, rayleigh, rayleigh_far, rayleigh_layered, stable_time_step
+    from fus.kernels import bioheat_step, cem43, prf_phase, prf_row_phase_sums, prf_row_poly_sums, prf_temperature, prf_temperature_dose, rayleigh, rayleigh_far, rayleigh_layered
+    from fus.physics.bioheat_grid import bioheat_coefficients, stable_time_step
     from test_bioheat import random_medium
     from test_prf_kernel import random_images
     from test_rayleigh import K, far_case, layered_case, random_case
