@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 _TOP = {
     "name", "description", "seed", "duration_s", "equilibrate_s", "phantom", "transducer", "focus", "rois",
-    "controller", "interlocks", "scanner", "model", "faults", "output",
+    "controller", "interlocks", "scanner", "thermometry", "model", "faults", "output",
 }
 _TABLES = {
     "phantom": {"file", "grid", "rois", "name"},
@@ -53,6 +53,7 @@ _TABLES = {
     "rois": {"target", "near_field_depth_mm", "near_field_radius_mm", "sub_targets"},
     "controller": {"kind", "p_max_W", "settings", "trajectory"},
     "model": {"absorption_scale", "perfusion_scale"},
+    "thermometry": {"drift", "drift_order", "drift_exclude_radius_mm", "drift_exclude_axis_mm", "drift_reference_fraction", "drift_reference_settle_C"},
     "output": {"frames", "gzip", "dicom"},
 }
 

@@ -22,6 +22,7 @@ from fus.control.interlocks import Interlocks
 from fus.control.limits import InterlockLimits
 from fus.control.trajectory import Trajectory
 from fus.control.types import Measurement, roi_statistic
+from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.mr.baseline import Baseline
 from fus.mr.quality import magnitude_correlation, nan_fraction
@@ -153,6 +154,35 @@ def _phantom(scenario: Scenario) -> Any:
     spec = read_toml(path, "phantom")
     extra = {k: v for k, v in sec.items() if k != "file"}
     return build_phantom(deep_merge(spec, extra) if extra else spec, source=str(path))
+
+
+def _predicted_change(tw: Twin, q: np.ndarray, scenario: Scenario, th: dict) -> np.ndarray:
+    """Image voxels the plan predicts to change over the treatment, left out of the drift fit (as
+    a planner draws the drift reference ROIs in tissue that stays put): the bioheat model run for
+    the scenario's duration at zero power (the skin still settling against the bath) and at 1 W;
+    a voxel is out where the zero-power change exceeds ``thermometry.drift_reference_settle_C``
+    (default 0.1 C) or the heating per W exceeds ``thermometry.drift_reference_fraction``
+    (default 0.01) of the target's mean heating per W."""
+    frac = finite_scalar("thermometry.drift_reference_fraction", th.get("drift_reference_fraction", 0.01), positive=True)
+    settle = finite_scalar("thermometry.drift_reference_settle_C", th.get("drift_reference_settle_C", 0.1), positive=True)
+    ph = tw.phantom
+    therm = ph.thermal()
+    t_start = asnumpy(tw.state.temperature)
+    duration = float(scenario.spec["duration_s"])
+    ends = []
+    for power in (0.0, 1.0):
+        st = BioheatState(
+            therm["rho_c"], therm["conductivity"], therm["perfusion"], ph.spacing, {0: q},
+            initial_temperature=t_start, arterial_temperature=ph.body_temperature, boundary=ph.boundary(),
+        )
+        st.advance(duration, power)
+        ends.append(np.asarray(tw.scanner.resample(asnumpy(st.temperature)), dtype=np.float64))
+    start = np.asarray(tw.scanner.resample(t_start), dtype=np.float64)
+    per_watt = ends[1] - ends[0]
+    target = float(np.mean(per_watt[tw.image_rois["target"]]))
+    moving = (np.abs(ends[0] - start) > settle) | (per_watt > frac * max(target, 1e-12))
+    log.info("drift reference: %.0f %% of the image predicted to change (> %.2g C settling, > %.0f %% of the target's heating)", 100 * moving.mean(), settle, 100 * frac)
+    return moving
 
 
 def _controller_view(twin: Twin, q: np.ndarray, scenario: Scenario, period: float) -> dict[str, float]:
@@ -306,15 +336,27 @@ def build_twin(scenario: Scenario, *, progress: bool = False) -> Twin:
     tw.baseline = Baseline.average(base_images, tw.scanner.noise)
     tw.baseline_image = tw.baseline.image
     tw.measurable = np.abs(np.asarray(tw.baseline.image)) >= 5.0 * tw.scanner.noise  # Thermometry's snr_min
+    th = scenario.section("thermometry")
+    ball_r = finite_scalar("thermometry.drift_exclude_radius_mm", th.get("drift_exclude_radius_mm", 0.0), nonnegative=True) * 1e-3
+    axis_r = finite_scalar("thermometry.drift_exclude_axis_mm", th.get("drift_exclude_axis_mm", 0.0), nonnegative=True) * 1e-3
     heated = np.zeros(ph.shape, dtype=bool)
     for f in foci:
-        heated |= ball(ph.grid, f, 20e-3)  # the drift fit keeps 20 mm off the heated spot (heat spreads)
+        heated |= ball(ph.grid, f, ball_r)  # the drift fit keeps off the heated spot (heat spreads)
     gx, gy, _ = np.meshgrid(*ph.grid.axes(), indexing="ij")
-    heated |= gx**2 + gy**2 <= 15e-3**2  # ... and off the beam path (near field, bone surface)
+    heated |= gx**2 + gy**2 <= axis_r**2  # ... and off the beam path (near field, bone surface)
     exclude = np.asarray(tw.scanner.resample_mask(heated), dtype=bool) | tw.image_rois.get("skin", False)
+    exclude |= _predicted_change(tw, q0, scenario, th)
+    if not (~exclude & tw.measurable).any(axis=(1, 2)).all():
+        raise InvalidParameterError("thermometry.drift_exclude_radius_mm", ball_r * 1e3, "no unheated measured tissue is left in a slice for the drift fit: enlarge the phantom grid or the slices")
+    drift_on = th.get("drift", True)
+    if not isinstance(drift_on, bool):
+        raise InvalidParameterError("thermometry.drift", drift_on, "must be true or false (drift correction on or off)")
+    order = th.get("drift_order", 1)
+    if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 2:
+        raise InvalidParameterError("thermometry.drift_order", order, "must be 0, 1 or 2 (the drift polynomial's order)")
     thermo = ThermometrySettings(
         alpha_ppm=tw.scanner_settings.alpha_ppm, phase_sign=tw.scanner_settings.phase_sign,
-        body_temp=ph.body_temperature, drift=DRIFT, drift_order=1, exclude=exclude,
+        body_temp=ph.body_temperature, drift=DRIFT if drift_on else "none", drift_order=order, exclude=exclude,
     )
     tw.thermometry = Thermometry(tw.baseline, tw.scanner_settings.b0, tw.scanner_settings.te, thermo, t0=0.0)
     # ---- controller and interlocks
