@@ -63,3 +63,19 @@ def test_body_temperature_in_fahrenheit_is_named(tmp_path):
     with pytest.raises(DataError, match="Fahrenheit") as e:
         load_phantom(f)
     assert "body.temperature_c" in str(e.value) and "f.toml" in str(e.value)
+
+
+def test_thermometry_refuses_wrong_argument_types_by_name():
+    """An ndarray for the baseline, a dict for the settings, a string noise: named errors, not
+    AttributeError / TypeError tracebacks."""
+    from fus.errors import InvalidParameterError
+    from fus.mr.baseline import Baseline
+    from fus.mr.thermometry import Thermometry
+
+    img = np.ones((1, 4, 4), np.complex64)
+    with pytest.raises(InvalidParameterError, match="baseline.*ndarray"):
+        Thermometry(img, 3.0, 0.01)
+    with pytest.raises(InvalidParameterError, match="settings.*dict"):
+        Thermometry(Baseline(img, 1.0), 3.0, 0.01, settings={"drift": "poly"})
+    with pytest.raises(InvalidParameterError, match="noise.*0.1"):
+        Baseline.average([img], "0.1")

@@ -42,8 +42,8 @@ class Baseline:
         """Complex mean of ``images`` (each (slices, rows, cols)); ``noise`` is per single image."""
         if len(images) == 0:
             raise InvalidParameterError("baseline", 0, "needs at least one dynamic")
-        if not (math.isfinite(noise) and noise > 0):
-            raise InvalidParameterError("noise", noise, "must be finite and > 0")
+        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)) or not (math.isfinite(noise) and noise > 0):
+            raise InvalidParameterError("noise", noise, "must be a finite number > 0 (the image noise per channel)")
         xp = array_module(images[0])
         acc = xp.zeros(images[0].shape, dtype=np.complex128)
         for im in images:

@@ -134,8 +134,12 @@ class Thermometry:
     """
 
     def __init__(self, baseline: Baseline | BaselineLibrary, b0: float, te: float, settings: ThermometrySettings | None = None, t0: float = 0.0) -> None:
+        if settings is not None and not isinstance(settings, ThermometrySettings):
+            raise InvalidParameterError("settings", type(settings).__name__, "must be a ThermometrySettings (ThermometrySettings(**mapping) from a dict)")
         self.settings = settings or ThermometrySettings()
         self.settings.validate()
+        if not isinstance(baseline, (Baseline, BaselineLibrary)):
+            raise InvalidParameterError("baseline", type(baseline).__name__, "must be a Baseline (Baseline(image, noise) or Baseline.average(images, noise)) or a BaselineLibrary")
         self.library = baseline if isinstance(baseline, BaselineLibrary) else BaselineLibrary([baseline])
         self.shape = tuple(self.library.baselines[0].image.shape)
         for b in self.library.baselines:
