@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import fus
 from bench_thermometry import B0, NOISE, SHAPE, TE, numpy_dynamic, poly_basis  # noqa: F401 - the same data

@@ -55,18 +55,42 @@ FUS_HD fus_c32 rayleigh_term(float px, float py, float pz, float sx, float sy, f
     return t;
 }
 
+// ------------------------------------------------------------------------------------------------
+// The point loop of all three Rayleigh kernels, written once per backend and driven by a Model
+// (one per kernel, defined after its term function, the same struct on both backends):
+//   FIELDS      per-source values (structure-of-arrays rows of n_src floats each),
+//   PTS         floats per field point in pts (array of structures),
+//   row(f)      row f of the per-source values,
+//   blank(p)    the coordinates of an inactive GPU thread (never written out),
+//   term(p, s)  the contribution at point p[0..PTS) of one source, s[f] (f < FIELDS) being that
+//               source's value f.
+// Each loop hands term an accessor s for one source: the GPU loop reads s[f] from its
+// shared-memory tile (RayleighTile), the CPU loop from the rows (RayleighRows).
+
+// Member functions of the Models, on host and device (FUS_HD is `static` on the host compilers,
+// which a non-static member function cannot be).
+#if defined(FUS_GPU_EMULATION) || !defined(__CUDACC__)
+#define RAYLEIGH_HD inline __attribute__((always_inline))
+#else
+#define RAYLEIGH_HD __host__ __device__ __forceinline__
+#endif
+
 #if FUS_GPU
 
 #define RAYLEIGH_BLOCK 256
 
-// The GPU loop of all three Rayleigh kernels: one thread per field point, the sources staged
-// through shared memory in tiles of RAYLEIGH_BLOCK (== blockDim.x, checked by the kernels); every
-// thread of the block takes part in the loads and barriers, active or not. A Model supplies
-//   FIELDS  per-source values staged per tile (tile holds FIELDS x RAYLEIGH_BLOCK floats),
-//   PTS     floats per field point in pts (array of structures),
-//   row(f)  the structure-of-arrays row f (n_src values) of the per-source values,
-//   blank(p)  the coordinates of an inactive thread (never written out),
-//   term(p, tile, t)  the contribution of staged source t at point p.
+// The values of staged source t: tile row f holds value f of the RAYLEIGH_BLOCK staged sources.
+struct RayleighTile {
+    const float* tile;
+    fus_i32 t;
+    __device__ __forceinline__ float operator[](fus_i32 f) const {
+        return tile[f * RAYLEIGH_BLOCK + t];
+    }
+};
+
+// GPU: one thread per field point, the sources staged through shared memory in tiles of
+// RAYLEIGH_BLOCK (== blockDim.x, checked by the kernels; tile holds FIELDS x RAYLEIGH_BLOCK
+// floats); every thread of the block takes part in the loads and barriers, active or not.
 template <class Model>
 __device__ __forceinline__ void rayleigh_tiled(const Model& md, const float* FUS_RESTRICT pts,
                                                fus_i32 n_src, fus_i32 n_pts,
@@ -88,7 +112,7 @@ __device__ __forceinline__ void rayleigh_tiled(const Model& md, const float* FUS
         __syncthreads();
         const fus_i32 count = min(RAYLEIGH_BLOCK, n_src - base);
         for (fus_i32 t = 0; t < count; ++t) {
-            fus_c32 v = md.term(p, tile, t);
+            fus_c32 v = md.term(p, RayleighTile{tile, t});
             acc_re += v.re;
             acc_im += v.im;
         }
@@ -100,25 +124,65 @@ __device__ __forceinline__ void rayleigh_tiled(const Model& md, const float* FUS
     }
 }
 
-// Tile row f of staged source t.
-#define FUS_TILE(f, t) tile[(f) * RAYLEIGH_BLOCK + (t)]
+#else  // CPU
+
+// The values of source m: value f is md.row(f)[m] (f a constant once inlined, so each row
+// pointer is loop-invariant and hoisted).
+template <class Model>
+struct RayleighRows {
+    const Model& md;
+    fus_i32 m;
+    RAYLEIGH_HD float operator[](fus_i32 f) const { return md.row(f)[m]; }
+};
+
+// CPU: the field points split over the OpenMP threads, each point's sum over the sources one SIMD
+// loop (a sum reduction). The accessor and the term inline into it (always_inline) and each row
+// pointer is a loop invariant, so it vectorises. Two traps measured with GCC 12: gathering the
+// values into a local array s[FIELDS] inside the loop drops the vectorised loop (scalar code, 20x
+// slower), and reading the Model through the OpenMP region's shared copy instead of a private one
+// reloads its members in the loop (1.8x slower); hence `local`.
+template <class Model>
+static void rayleigh_points(const Model md, const float* FUS_RESTRICT pts, fus_i32 n_src,
+                            fus_i32 n_pts, float* FUS_RESTRICT out) {
+    FUS_FOR_EACH(n, n_pts) {
+        float p[Model::PTS];
+        for (fus_i32 c = 0; c < Model::PTS; ++c) p[c] = pts[Model::PTS * (size_t)n + c];
+        const Model local = md;  // private to the thread: its members stay in registers
+        float acc_re = 0.0f, acc_im = 0.0f;
+        FUS_SIMD_REDUCE2(acc_re, acc_im)
+        for (fus_i32 m = 0; m < n_src; ++m) {
+            fus_c32 v = local.term(p, RayleighRows<Model>{local, m});
+            acc_re += v.re;
+            acc_im += v.im;
+        }
+        out[2 * (size_t)n] = acc_re;
+        out[2 * (size_t)n + 1] = acc_im;
+    }
+}
+
+#endif
+
+// ------------------------------------------------------------------------------------------------
+// rayleigh -- the Model of the homogeneous sum above (ATTEN: alpha != 0).
 
 template <bool ATTEN>
 struct RayleighModel {
-    static constexpr fus_i32 FIELDS = 5, PTS = 3;  // x y z, Re w, Im w
+    static constexpr fus_i32 FIELDS = 5, PTS = 3;  // x y z, Re w, Im w | x y z
     const float* src;
     const float* w;
     fus_i32 n_src;
     float k, alpha;
-    __device__ __forceinline__ const float* row(fus_i32 f) const {
-        return f < 3 ? src + f * n_src : w + (f - 3) * n_src;
+    RAYLEIGH_HD const float* row(fus_i32 f) const {
+        return f < 3 ? src + (size_t)f * n_src : w + (size_t)(f - 3) * n_src;
     }
-    __device__ __forceinline__ void blank(float* p) const { p[0] = p[1] = p[2] = 0.0f; }
-    __device__ __forceinline__ fus_c32 term(const float* p, const float* tile, fus_i32 t) const {
-        return rayleigh_term<ATTEN>(p[0], p[1], p[2], FUS_TILE(0, t), FUS_TILE(1, t), FUS_TILE(2, t),
-                                    FUS_TILE(3, t), FUS_TILE(4, t), k, alpha);
+    RAYLEIGH_HD void blank(float* p) const { p[0] = p[1] = p[2] = 0.0f; }
+    template <class S>
+    RAYLEIGH_HD fus_c32 term(const float* p, const S& s) const {
+        return rayleigh_term<ATTEN>(p[0], p[1], p[2], s[0], s[1], s[2], s[3], s[4], k, alpha);
     }
 };
+
+#if FUS_GPU
 
 // Launch: one thread per field point, blockDim.x == RAYLEIGH_BLOCK, gridDim.x = ceil(N / block).
 FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
@@ -135,37 +199,12 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
 
 #else  // CPU
 
-template <bool ATTEN>
-static void rayleigh_cpu(const float* FUS_RESTRICT src, const float* FUS_RESTRICT w,
-                         const float* FUS_RESTRICT pts, float k, float alpha, fus_i32 n_src,
-                         fus_i32 n_pts, float* FUS_RESTRICT out) {
-    const float* FUS_RESTRICT sx = src;
-    const float* FUS_RESTRICT sy = src + n_src;
-    const float* FUS_RESTRICT sz = src + 2 * (size_t)n_src;
-    const float* FUS_RESTRICT wr = w;
-    const float* FUS_RESTRICT wi = w + n_src;
-    FUS_FOR_EACH(n, n_pts) {
-        const float px = pts[3 * (size_t)n];
-        const float py = pts[3 * (size_t)n + 1];
-        const float pz = pts[3 * (size_t)n + 2];
-        float acc_re = 0.0f, acc_im = 0.0f;
-        FUS_SIMD_REDUCE2(acc_re, acc_im)
-        for (fus_i32 m = 0; m < n_src; ++m) {
-            fus_c32 v = rayleigh_term<ATTEN>(px, py, pz, sx[m], sy[m], sz[m], wr[m], wi[m], k, alpha);
-            acc_re += v.re;
-            acc_im += v.im;
-        }
-        out[2 * (size_t)n] = acc_re;
-        out[2 * (size_t)n + 1] = acc_im;
-    }
-}
-
 FUS_HOST_API void rayleigh(const float* src, const float* w, const float* pts, float k, float alpha,
                            fus_i32 n_src, fus_i32 n_pts, float* out) {
     if (alpha != 0.0f)
-        rayleigh_cpu<true>(src, w, pts, k, alpha, n_src, n_pts, out);
+        rayleigh_points(RayleighModel<true>{src, w, n_src, k, alpha}, pts, n_src, n_pts, out);
     else
-        rayleigh_cpu<false>(src, w, pts, k, alpha, n_src, n_pts, out);
+        rayleigh_points(RayleighModel<false>{src, w, n_src, k, alpha}, pts, n_src, n_pts, out);
 }
 
 #endif
@@ -235,27 +274,28 @@ FUS_HD fus_c32 rayleigh_layered_term(float px, float py, float pz, float cr, flo
     return t;
 }
 
-#if FUS_GPU
-
 struct RayleighLayeredModel {
     static constexpr fus_i32 FIELDS = 7, PTS = 5;  // x y z, Re w, Im w, gr, ga | x y z cr ca
     const float* src;
     const float* w;
     const float* g;
     fus_i32 n_src;
-    __device__ __forceinline__ const float* row(fus_i32 f) const {
-        return f < 3 ? src + f * n_src : (f < 5 ? w + (f - 3) * n_src : g + (f - 5) * n_src);
+    RAYLEIGH_HD const float* row(fus_i32 f) const {
+        return f < 3 ? src + (size_t)f * n_src
+                     : (f < 5 ? w + (size_t)(f - 3) * n_src : g + (size_t)(f - 5) * n_src);
     }
-    __device__ __forceinline__ void blank(float* p) const {
+    RAYLEIGH_HD void blank(float* p) const {
         p[0] = p[1] = p[3] = p[4] = 0.0f;
         p[2] = 1.0f;
     }
-    __device__ __forceinline__ fus_c32 term(const float* p, const float* tile, fus_i32 t) const {
-        return rayleigh_layered_term(p[0], p[1], p[2], p[3], p[4], FUS_TILE(0, t), FUS_TILE(1, t),
-                                     FUS_TILE(2, t), FUS_TILE(3, t), FUS_TILE(4, t), FUS_TILE(5, t),
-                                     FUS_TILE(6, t));
+    template <class S>
+    RAYLEIGH_HD fus_c32 term(const float* p, const S& s) const {
+        return rayleigh_layered_term(p[0], p[1], p[2], p[3], p[4], s[0], s[1], s[2], s[3], s[4],
+                                     s[5], s[6]);
     }
 };
+
+#if FUS_GPU
 
 // Launch: one thread per field point, blockDim.x == RAYLEIGH_BLOCK, gridDim.x = ceil(N / block).
 FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
@@ -271,30 +311,7 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
 
 FUS_HOST_API void rayleigh_layered(const float* src, const float* w, const float* g,
                                    const float* pts, fus_i32 n_src, fus_i32 n_pts, float* out) {
-    const float* FUS_RESTRICT sx = src;
-    const float* FUS_RESTRICT sy = src + n_src;
-    const float* FUS_RESTRICT sz = src + 2 * (size_t)n_src;
-    const float* FUS_RESTRICT wr = w;
-    const float* FUS_RESTRICT wi = w + n_src;
-    const float* FUS_RESTRICT gr = g;
-    const float* FUS_RESTRICT ga = g + n_src;
-    FUS_FOR_EACH(n, n_pts) {
-        const float px = pts[5 * (size_t)n];
-        const float py = pts[5 * (size_t)n + 1];
-        const float pz = pts[5 * (size_t)n + 2];
-        const float cr = pts[5 * (size_t)n + 3];
-        const float ca = pts[5 * (size_t)n + 4];
-        float acc_re = 0.0f, acc_im = 0.0f;
-        FUS_SIMD_REDUCE2(acc_re, acc_im)
-        for (fus_i32 m = 0; m < n_src; ++m) {
-            fus_c32 v = rayleigh_layered_term(px, py, pz, cr, ca, sx[m], sy[m], sz[m], wr[m], wi[m],
-                                              gr[m], ga[m]);
-            acc_re += v.re;
-            acc_im += v.im;
-        }
-        out[2 * (size_t)n] = acc_re;
-        out[2 * (size_t)n + 1] = acc_im;
-    }
+    rayleigh_points(RayleighLayeredModel{src, w, g, n_src}, pts, n_src, n_pts, out);
 }
 
 #endif
@@ -479,8 +496,6 @@ FUS_HD fus_c32 rayleigh_far_term(float px, float py, float pz, float cr, float c
     return t;
 }
 
-#if FUS_GPU
-
 template <bool LAYERED>
 struct RayleighFarModel {
     // x y z, Re w, Im w, n_x n_y n_z a gr ga | x y z cr ca
@@ -490,21 +505,22 @@ struct RayleighFarModel {
     const float* elem;
     fus_i32 n_src;
     float k0, alpha0;
-    __device__ __forceinline__ const float* row(fus_i32 f) const {
-        return f < 3 ? src + f * n_src : (f < 5 ? w + (f - 3) * n_src : elem + (f - 5) * n_src);
+    RAYLEIGH_HD const float* row(fus_i32 f) const {
+        return f < 3 ? src + (size_t)f * n_src
+                     : (f < 5 ? w + (size_t)(f - 3) * n_src : elem + (size_t)(f - 5) * n_src);
     }
-    __device__ __forceinline__ void blank(float* p) const {
+    RAYLEIGH_HD void blank(float* p) const {
         p[0] = p[1] = p[3] = p[4] = 0.0f;
         p[2] = 1.0f;
     }
-    __device__ __forceinline__ fus_c32 term(const float* p, const float* tile, fus_i32 t) const {
-        return rayleigh_far_term<LAYERED>(p[0], p[1], p[2], p[3], p[4], FUS_TILE(0, t), FUS_TILE(1, t),
-                                          FUS_TILE(2, t), FUS_TILE(3, t), FUS_TILE(4, t),
-                                          FUS_TILE(5, t), FUS_TILE(6, t), FUS_TILE(7, t),
-                                          FUS_TILE(8, t), FUS_TILE(9, t), FUS_TILE(10, t), k0,
-                                          alpha0);
+    template <class S>
+    RAYLEIGH_HD fus_c32 term(const float* p, const S& s) const {
+        return rayleigh_far_term<LAYERED>(p[0], p[1], p[2], p[3], p[4], s[0], s[1], s[2], s[3],
+                                          s[4], s[5], s[6], s[7], s[8], s[9], s[10], k0, alpha0);
     }
 };
+
+#if FUS_GPU
 
 // Launch: one thread per field point, blockDim.x == RAYLEIGH_BLOCK, gridDim.x = ceil(N / block).
 FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
@@ -522,49 +538,13 @@ FUS_GLOBAL void __launch_bounds__(RAYLEIGH_BLOCK)
 
 #else  // CPU
 
-template <bool LAYERED>
-static void rayleigh_far_cpu(const float* FUS_RESTRICT src, const float* FUS_RESTRICT w,
-                             const float* FUS_RESTRICT elem, const float* FUS_RESTRICT pts,
-                             float k0, float alpha0, fus_i32 n_src, fus_i32 n_pts,
-                             float* FUS_RESTRICT out) {
-    const float* FUS_RESTRICT sx = src;
-    const float* FUS_RESTRICT sy = src + n_src;
-    const float* FUS_RESTRICT sz = src + 2 * (size_t)n_src;
-    const float* FUS_RESTRICT wr = w;
-    const float* FUS_RESTRICT wi = w + n_src;
-    const float* FUS_RESTRICT enx = elem;
-    const float* FUS_RESTRICT eny = elem + n_src;
-    const float* FUS_RESTRICT enz = elem + 2 * (size_t)n_src;
-    const float* FUS_RESTRICT ea = elem + 3 * (size_t)n_src;
-    const float* FUS_RESTRICT egr = elem + 4 * (size_t)n_src;
-    const float* FUS_RESTRICT ega = elem + 5 * (size_t)n_src;
-    FUS_FOR_EACH(n, n_pts) {
-        const float px = pts[5 * (size_t)n];
-        const float py = pts[5 * (size_t)n + 1];
-        const float pz = pts[5 * (size_t)n + 2];
-        const float cr = pts[5 * (size_t)n + 3];
-        const float ca = pts[5 * (size_t)n + 4];
-        float acc_re = 0.0f, acc_im = 0.0f;
-        FUS_SIMD_REDUCE2(acc_re, acc_im)
-        for (fus_i32 m = 0; m < n_src; ++m) {
-            fus_c32 v = rayleigh_far_term<LAYERED>(px, py, pz, cr, ca, sx[m], sy[m], sz[m], wr[m],
-                                                   wi[m], enx[m], eny[m], enz[m], ea[m], egr[m],
-                                                   ega[m], k0, alpha0);
-            acc_re += v.re;
-            acc_im += v.im;
-        }
-        out[2 * (size_t)n] = acc_re;
-        out[2 * (size_t)n + 1] = acc_im;
-    }
-}
-
 FUS_HOST_API void rayleigh_far(const float* src, const float* w, const float* elem,
                                const float* pts, float k0, float alpha0, fus_i32 layered,
                                fus_i32 n_src, fus_i32 n_pts, float* out) {
     if (layered)
-        rayleigh_far_cpu<true>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out);
+        rayleigh_points(RayleighFarModel<true>{src, w, elem, n_src, k0, alpha0}, pts, n_src, n_pts, out);
     else
-        rayleigh_far_cpu<false>(src, w, elem, pts, k0, alpha0, n_src, n_pts, out);
+        rayleigh_points(RayleighFarModel<false>{src, w, elem, n_src, k0, alpha0}, pts, n_src, n_pts, out);
 }
 
 #endif
