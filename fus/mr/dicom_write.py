@@ -51,7 +51,11 @@ from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
 from fus.mr.scanner_sim import ImagePlan, ScannerSettings
 
-__all__ = ["MR_IMAGE_STORAGE", "WrittenStack", "magnitude_to_stored", "phase_to_stored", "plan_stacks", "write_series"]
+__all__ = [
+    "MR_IMAGE_STORAGE", "PIXEL_ATTRIBUTES", "PROTOCOL_NAME", "PreparedImages", "WrittenStack", "clock_string", "ds_strings",
+    "identity_attributes", "magnitude_to_stored", "phase_to_stored", "plan_stacks", "prepare_images", "save_dataset",
+    "stack_affine", "write_series",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +132,7 @@ def plan_stacks(plan: ImagePlan) -> list[list[int]]:
     return out
 
 
-def _stack_affine(plan: ImagePlan, stack: Sequence[int]) -> np.ndarray:
+def stack_affine(plan: ImagePlan, stack: Sequence[int]) -> np.ndarray:
     """RAS mm affine of a stack as the reader forms it (slice step measured between the slices)."""
     a = plan.affines()[stack[0]].copy()
     if len(stack) > 1:
@@ -138,7 +142,7 @@ def _stack_affine(plan: ImagePlan, stack: Sequence[int]) -> np.ndarray:
     return _LPS_TO_RAS @ mm @ a
 
 
-def _clock(seconds: float) -> str:
+def clock_string(seconds: float) -> str:
     """DICOM TM ``HHMMSS.ffffff`` of a time of day [s] (within one day)."""
     s = seconds % 86400.0
     h, rem = divmod(s, 3600.0)
@@ -146,18 +150,109 @@ def _clock(seconds: float) -> str:
     return f"{int(h):02d}{int(m):02d}{sec:09.6f}"
 
 
-def _ds(values: Sequence[float]) -> list[str]:
+def ds_strings(values: Sequence[float]) -> list[str]:
     """Decimal strings (DS, <= 16 characters) of ``values``."""
     return [f"{v:.8g}" for v in values]
 
 
-def _save(ds: Dataset, path: Path) -> None:
+def save_dataset(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` as a DICOM file (explicit VR little endian, file meta from its SOP class / instance)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
     pydicom.dcmwrite(path, ds, enforce_file_format=True)
+
+
+#: ProtocolName of every series written (classic and enhanced).
+PROTOCOL_NAME = "fus PRF thermometry"
+#: Image Pixel attributes of the stored 12-bit images (magnitude and phase alike).
+PIXEL_ATTRIBUTES = {
+    "SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2",
+    "BitsAllocated": 16, "BitsStored": 12, "HighBit": 11, "PixelRepresentation": 0,
+}
+
+
+@dataclass(frozen=True)
+class PreparedImages:
+    """Checked images of one acquisition, ready to be encoded (shared by the DICOM writers).
+
+    Attributes
+    ----------
+    images : list of ndarray (slices, rows, cols), complex
+        Baseline dynamics first, then the dynamics (numpy).
+    times : ndarray
+        Acquisition time of every image [s] (the baselines ``dynamic_period`` apart, ending one
+        period before the first dynamic).
+    n_baseline : int
+        Number of leading baseline images.
+    gain : float
+        Stored magnitude per magnitude unit.
+    """
+
+    images: list[np.ndarray]
+    times: np.ndarray
+    n_baseline: int
+    gain: float
+
+    def stored(self) -> dict[str, list[np.ndarray]]:
+        """Stored values (uint16) of every image: ``{"M": magnitude, "P": phase}``."""
+        return {
+            "M": [magnitude_to_stored(np.abs(z), self.gain) for z in self.images],
+            "P": [phase_to_stored(np.angle(z)) for z in self.images],
+        }
+
+
+def prepare_images(
+    dynamics: Sequence[Any],
+    times: Sequence[float],
+    plan: ImagePlan,
+    settings: ScannerSettings,
+    baseline: Sequence[Any] = (),
+    magnitude_gain: float | None = None,
+) -> PreparedImages:
+    """Check the arguments shared by the writers and lay out the images and their times.
+
+    Raises
+    ------
+    InvalidParameterError
+        Bad settings, no dynamics, times not increasing or not one per dynamic, an image that is
+        not complex of ``plan.shape``, a non-positive ``magnitude_gain``.
+    """
+    settings.validate()
+    base = [asnumpy(z) for z in baseline]
+    dyn = [asnumpy(z) for z in dynamics]
+    images = base + dyn
+    if not dyn:
+        raise InvalidParameterError("dynamics", 0, "need at least one dynamic")
+    t = np.array([finite_scalar("times", v) for v in times], dtype=np.float64)
+    if t.shape != (len(dyn),) or np.any(np.diff(t) <= 0):
+        raise InvalidParameterError("times", t.tolist()[:8], f"must be {len(dyn)} increasing times [s], one per dynamic")
+    period = float(settings.dynamic_period)
+    t_all = np.concatenate([t[0] - period * np.arange(len(base), 0, -1), t])
+    for k, z in enumerate(images):
+        if tuple(z.shape) != plan.shape or z.dtype.kind != "c":
+            raise InvalidParameterError("dynamics", f"image {k} of shape {tuple(z.shape)}, dtype {z.dtype}", f"must be complex of shape {plan.shape}")
+    if magnitude_gain is None:
+        top = max(float(np.max(np.abs(z))) for z in images)
+        gain = 4000.0 / top if top > 0 else 1.0
+    else:
+        gain = finite_scalar("magnitude_gain", magnitude_gain, positive=True)
+    return PreparedImages(images, t_all, len(base), gain)
+
+
+def identity_attributes(settings: ScannerSettings, start_clock: float, date: str) -> dict[str, Any]:
+    """Patient, study, equipment and frame-of-reference attributes (UIDs seeded from ``settings.seed``)."""
+    seed = str(int(settings.seed))
+    return {
+        "Modality": "MR", "Manufacturer": "SIEMENS",
+        "ManufacturerModelName": "fus SimulatedScanner", "SoftwareVersions": f"fus {fus.__version__}",
+        "PatientName": "fus^twin", "PatientID": "FUS-SIM",
+        "StudyInstanceUID": generate_uid(entropy_srcs=[seed, "study"]),
+        "FrameOfReferenceUID": generate_uid(entropy_srcs=[seed, "frame of reference"]),
+        "StudyDate": date, "StudyTime": clock_string(float(start_clock)), "StudyID": "1",
+    }
 
 
 def write_series(
@@ -205,50 +300,24 @@ def write_series(
     list of WrittenStack
         One per stack (:func:`plan_stacks`).
     """
-    settings.validate()
-    base = [asnumpy(z) for z in baseline]
-    dyn = [asnumpy(z) for z in dynamics]
-    images = base + dyn
-    if not dyn:
-        raise InvalidParameterError("dynamics", 0, "need at least one dynamic")
-    t = np.array([finite_scalar("times", v) for v in times], dtype=np.float64)
-    if t.shape != (len(dyn),) or np.any(np.diff(t) <= 0):
-        raise InvalidParameterError("times", t.tolist()[:8], f"must be {len(dyn)} increasing times [s], one per dynamic")
-    period = float(settings.dynamic_period)
-    t_all = np.concatenate([t[0] - period * np.arange(len(base), 0, -1), t])
-    for k, z in enumerate(images):
-        if tuple(z.shape) != plan.shape or z.dtype.kind != "c":
-            raise InvalidParameterError("dynamics", f"image {k} of shape {tuple(z.shape)}, dtype {z.dtype}", f"must be complex of shape {plan.shape}")
-    if magnitude_gain is None:
-        top = max(float(np.max(np.abs(z))) for z in images)
-        gain = 4000.0 / top if top > 0 else 1.0
-    else:
-        gain = finite_scalar("magnitude_gain", magnitude_gain, positive=True)
+    prep = prepare_images(dynamics, times, plan, settings, baseline, magnitude_gain)
+    images, t_all, gain = prep.images, prep.times, prep.gain
     if isinstance(first_series, bool) or not isinstance(first_series, (int, np.integer)) or first_series < 1:
         raise InvalidParameterError("first_series", first_series, "must be an integer >= 1")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     seed = str(int(settings.seed))
-    study_uid = generate_uid(entropy_srcs=[seed, "study"])
-    frame_uid = generate_uid(entropy_srcs=[seed, "frame of reference"])
     clock0 = float(start_clock) - t_all[0]
     common = {
-        "SOPClassUID": MR_IMAGE_STORAGE, "Modality": "MR", "Manufacturer": "SIEMENS",
-        "ManufacturerModelName": "fus SimulatedScanner", "SoftwareVersions": f"fus {fus.__version__}",
-        "PatientName": "fus^twin", "PatientID": "FUS-SIM", "StudyInstanceUID": study_uid,
-        "FrameOfReferenceUID": frame_uid, "StudyDate": date, "StudyTime": _clock(float(start_clock)),
-        "StudyID": "1", "ScanningSequence": "GR", "SequenceVariant": "SP", "ScanOptions": "FS",
-        "MRAcquisitionType": "2D", "SequenceName": "*fl2d1", "ProtocolName": "fus PRF thermometry",
+        **identity_attributes(settings, start_clock, date), "SOPClassUID": MR_IMAGE_STORAGE,
+        "ScanningSequence": "GR", "SequenceVariant": "SP", "ScanOptions": "FS",
+        "MRAcquisitionType": "2D", "SequenceName": "*fl2d1", "ProtocolName": PROTOCOL_NAME,
         "EchoTime": f"{settings.te * 1e3:.6g}", "EchoNumbers": 1,
         "ImagingFrequency": f"{settings.imaging_frequency / 1e6:.6f}", "ImagedNucleus": "1H",
         "MagneticFieldStrength": f"{settings.b0:.6g}", "NumberOfTemporalPositions": len(images),
-        "Rows": plan.rows, "Columns": plan.cols, "SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2",
-        "BitsAllocated": 16, "BitsStored": 12, "HighBit": 11, "PixelRepresentation": 0,
+        "Rows": plan.rows, "Columns": plan.cols, **PIXEL_ATTRIBUTES,
     }
-    stored = {
-        "M": [magnitude_to_stored(np.abs(z), gain) for z in images],
-        "P": [phase_to_stored(np.angle(z)) for z in images],
-    }
+    stored = prep.stored()
     written: list[WrittenStack] = []
     number = int(first_series)
     for stack in plan_stacks(plan):
@@ -274,20 +343,20 @@ def write_series(
                     ds.AcquisitionNumber = d + 1
                     ds.TemporalPositionIdentifier = d + 1
                     ds.AcquisitionDate = ds.ContentDate = ds.SeriesDate = date
-                    ds.AcquisitionTime = ds.ContentTime = _clock(clock)
-                    ds.SeriesTime = _clock(clock0 + t_all[0])
-                    ds.ImageComments = "baseline" if d < len(base) else "dynamic"
-                    ds.ImagePositionPatient = _ds(plan.slices[idx].affine(plan.rows, plan.cols)[:3, 3] * 1e3)
-                    ds.ImageOrientationPatient = _ds(np.concatenate([u, v]))
-                    ds.PixelSpacing = _ds(np.asarray(s0.spacing) * 1e3)
+                    ds.AcquisitionTime = ds.ContentTime = clock_string(clock)
+                    ds.SeriesTime = clock_string(clock0 + t_all[0])
+                    ds.ImageComments = "baseline" if d < prep.n_baseline else "dynamic"
+                    ds.ImagePositionPatient = ds_strings(plan.slices[idx].affine(plan.rows, plan.cols)[:3, 3] * 1e3)
+                    ds.ImageOrientationPatient = ds_strings(np.concatenate([u, v]))
+                    ds.PixelSpacing = ds_strings(np.asarray(s0.spacing) * 1e3)
                     ds.SliceThickness = f"{s0.thickness * 1e3:.6g}"
                     ds.SpacingBetweenSlices = f"{step * 1e3:.6g}"
                     if comp == "P":
                         ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = "2", "-4096", "US"
                     ds.PixelData = stored[comp][d][idx].astype("<u2").tobytes()
-                    _save(ds, out / f"s{series_number:03d}_{comp}_d{d:04d}_k{k:02d}.dcm")
+                    save_dataset(ds, out / f"s{series_number:03d}_{comp}_d{d:04d}_k{k:02d}.dcm")
                     n_files += 1
-        written.append(WrittenStack(number, number + 1, tuple(stack), _stack_affine(plan, stack), len(base), gain, n_files))
+        written.append(WrittenStack(number, number + 1, tuple(stack), stack_affine(plan, stack), prep.n_baseline, gain, n_files))
         log.info("wrote %s stack %s as series %d (magnitude) / %d (phase): %d files in %s",
                  s0.orientation, list(stack), number, number + 1, n_files, out)
         number += 2
