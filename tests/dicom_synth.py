@@ -253,3 +253,25 @@ def new_uid() -> str:
 def read_header(path: Path) -> Dataset:
     """Read a written file back (for tests that damage it)."""
     return pydicom.dcmread(path)
+
+
+def heated_acquisition(
+    shape: tuple[int, int, int], n_base: int, n_dyn: int, *, rad_per_dynamic: float, spot_px: float,
+    offset: float = 0.3, seed: int = 7,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Complex images of a heating, for the DICOM writer tests: magnitude 100 with complex noise 1
+    per channel, a Gaussian phase spot (``spot_px`` sigma) at the centre deepening by
+    ``rad_per_dynamic`` each dynamic (negative: heating with the PRF scale < 0).
+
+    Returns ``(baselines, dynamics)``, complex64 arrays of ``shape`` (slices, rows, cols).
+    """
+    rng = np.random.default_rng(seed)
+    n, r, c = shape
+    yy, xx = np.mgrid[0:r, 0:c]
+    spot = np.exp(-((yy - r / 2) ** 2 + (xx - c / 2) ** 2) / (2 * spot_px**2))
+
+    def image(amp: float) -> np.ndarray:
+        z = 100.0 * np.exp(1j * (offset + amp * spot))[None].repeat(n, 0)
+        return (z + rng.normal(size=z.shape) + 1j * rng.normal(size=z.shape)).astype(np.complex64)
+
+    return [image(0.0) for _ in range(n_base)], [image(rad_per_dynamic * (k + 1)) for k in range(n_dyn)]

@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from dicom_synth import heated_acquisition
 from fus.errors import InvalidParameterError
 from fus.mr.dicom import load_series
 from fus.mr.dicom_write import write_series
@@ -31,16 +32,7 @@ TIMES = [N_BASE * 3.0 + 3.0 * k for k in range(N_DYN)]
 
 def _acquisition(plan: ImagePlan, seed: int = 7) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Baseline and heated dynamics: magnitude ~100 with noise 1, a Gaussian phase spot growing in time."""
-    rng = np.random.default_rng(seed)
-    n, r, c = plan.shape
-    yy, xx = np.mgrid[0:r, 0:c]
-    spot = np.exp(-((yy - r / 2) ** 2 + (xx - c / 2) ** 2) / (2 * 3.0**2))
-
-    def image(phase_amp: float) -> np.ndarray:
-        z = 100.0 * np.exp(1j * (0.3 + phase_amp * spot))[None].repeat(n, 0)
-        return (z + rng.normal(size=z.shape) + 1j * rng.normal(size=z.shape)).astype(np.complex64)
-
-    return [image(0.0) for _ in range(N_BASE)], [image(-0.4 * (k + 1)) for k in range(N_DYN)]
+    return heated_acquisition(plan.shape, N_BASE, N_DYN, rad_per_dynamic=-0.4, spot_px=3.0, offset=0.3, seed=seed)
 
 
 @pytest.fixture(scope="module")

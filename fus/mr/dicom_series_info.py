@@ -62,6 +62,8 @@ class SeriesInfo:
         Median time between dynamics [s] (None for one dynamic or unknown times).
     times_source : str
         Tag or rule the dynamic times come from.
+    affine : tuple of tuple of float or None
+        4x4 voxel (column, row, slice) -> RAS [mm], as :attr:`fus.mr.dicom.Series.affine`.
     error : str or None
         Why the series cannot be loaded (None when it can).
     """
@@ -91,6 +93,7 @@ class SeriesInfo:
     repetition_time: float | None = None
     time_per_dynamic: float | None = None
     times_source: str = ""
+    affine: tuple[tuple[float, ...], ...] | None = None
     error: str | None = None
 
     @classmethod
@@ -127,6 +130,7 @@ class SeriesInfo:
             repetition_time=layout.repetition_time,
             time_per_dynamic=tpd,
             times_source=layout.times_source,
+            affine=tuple(tuple(float(v) for v in row) for row in np.asarray(layout.affine)),
         )
 
     def as_dict(self) -> dict[str, Any]:

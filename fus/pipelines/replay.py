@@ -14,6 +14,9 @@ Outputs in ``out_dir``:
 ``dose.nii.gz``         3-D, CEM43 [min] at the end of the series (NaN = unknown)
 ``tmax.nii.gz``         3-D, maximum temperature [C]
 ``lesion.nii.gz``       3-D, uint8: dose >= 240 CEM43 or Tmax >= 55 C
+``magnitude.nii.gz``    3-D, mean magnitude of the baseline dynamics (the anatomy under the maps)
+``advisory.csv``        per dynamic: what the safety interlocks would have commanded
+                        (:mod:`fus.pipelines.replay_advisory`)
 ``roi_stats.csv``       per dynamic and ROI: max, mean, 90th percentile, measured / NaN voxels
 ``replay.json``         parameters, units, times, provenance
 """
@@ -42,6 +45,8 @@ from fus.mr.nifti_stream import NiftiStreamWriter, write_volume
 from fus.mr.prf import estimate_noise
 from fus.mr.roi import RoiSpec, roi_masks
 from fus.mr.thermometry import Thermometry, ThermometrySettings
+from fus.pipelines.replay_advisory import ADVISORY_COLUMNS, Advisory
+from fus.pipelines.replay_pairing import pick_series
 
 __all__ = ["ReplayOptions", "ReplayResult", "replay", "choose_echo"]
 
@@ -50,7 +55,7 @@ log = logging.getLogger(__name__)
 # every file a replay may write (an earlier run's are removed before a new run writes)
 OUTPUT_FILES = (
     "temperature.nii.gz", "sigma_t.nii.gz", "mask.nii.gz", "drift.nii.gz", "dose.nii.gz", "tmax.nii.gz",
-    "lesion.nii.gz", "roi_stats.csv", "replay.json",
+    "lesion.nii.gz", "magnitude.nii.gz", "advisory.csv", "roi_stats.csv", "replay.json",
 )
 
 
@@ -232,10 +237,11 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidParameterError("out_dir", str(out), "exists and is not a folder")
-    series = load_series(path, opts.series)
+    choice = pick_series(path, opts.series, opts.magnitude_series)
+    series = load_series(path, choice.series)
     magnitude = None
-    if opts.magnitude_series is not None:
-        magnitude = load_series(path, opts.magnitude_series)
+    if choice.magnitude_series is not None:
+        magnitude = load_series(path, choice.magnitude_series)
         if magnitude.shape[1:] != series.shape[1:] or not np.allclose(magnitude.affine, series.affine, atol=1e-3):
             raise DicomError(
                 f"magnitude {magnitude.name} has geometry {magnitude.shape[1:]} / affine differing from "
@@ -305,6 +311,7 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
         base = Baseline.average([xp.asarray(z) for _, _, z in first[:nb]], noise)
     thermo = Thermometry(base, series.b0, te, settings, t0=float(times[0]))
     tr = float(np.median(np.diff(times))) if n_dyn > 1 else None
+    advisory = Advisory(shape, stat_masks, tr or 1.0, settings.body_temp)
 
     files = {
         "temperature": out / "temperature.nii.gz",
@@ -338,6 +345,8 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
             measured = int(asnumpy(r.mask).sum())
             per_dynamic.append({"index": index, "time_s": float(times[index]), "baseline_index": r.baseline_index, "measured_voxels": measured})
             stats.extend(_stats_rows(index, float(times[index]), temp, stat_masks, opts.percentile))
+            if index >= nb:  # the baselines are the reference, not measurements
+                advisory.step(index, float(times[index]), temp, asnumpy(r.sigma_t), asnumpy(r.mask), asnumpy(thermo.dose.dose))
             if progress is not None:
                 progress.update(1)
         for w in writers.values():
@@ -359,6 +368,9 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
     files["dose"] = write_volume(out / "dose.nii.gz", dose.astype(np.float32), affine, "CEM43 [min]")
     files["tmax"] = write_volume(out / "tmax.nii.gz", tmax, affine, "max temperature [C]")
     files["lesion"] = write_volume(out / "lesion.nii.gz", lesion, affine, "lesion mask")
+    anatomy = np.mean([np.abs(z) for _, _, z in first[:nb]], axis=0).astype(np.float32)
+    files["magnitude"] = write_volume(out / "magnitude.nii.gz", anatomy, affine, "baseline magnitude")
+    files["advisory"] = advisory.write(out / "advisory.csv")
     if stat_masks:
         files["roi_stats"] = out / "roi_stats.csv"
         with open(files["roi_stats"], "w", newline="") as fh:
@@ -384,6 +396,7 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
             "phase_scaling": series.scaling_rule("phase", echo) if series.has("phase", echo) else "real/imaginary",
             "notes": list(series.notes),
             "magnitude_series": magnitude.name if magnitude is not None else None,
+            "choice": choice.note,
         },
         "affine_mm_ras": np.asarray(affine).tolist(),
         "parameters": {
@@ -407,6 +420,13 @@ def replay(path: str | Path, out_dir: str | Path, options: ReplayOptions | None 
         "units": {"temperature": "C", "sigma_t": "C", "dose": "CEM43 min", "tmax": "C", "drift": "rad", "time": "s"},
         "dynamics": per_dynamic,
         "lesion_voxels": int(lesion.sum()),
+        "advisory": {
+            "limits": "InterlockLimits() defaults",
+            "rois": sorted(stat_masks),
+            "first_stop": dict(zip(ADVISORY_COLUMNS, advisory.first_stop))
+            if advisory.first_stop else None,
+            "stop_dynamics": sum(1 for r in advisory.rows if r[2] == "stop"),
+        },
         "run_time_s": _time.perf_counter() - t_start,
         "files": {k: str(v.name) for k, v in files.items()},
     }
