@@ -77,6 +77,7 @@ class BuildKernels(build_ext):
         out = Path(self.get_ext_fullpath(ext.name))
         out.parent.mkdir(parents=True, exist_ok=True)
         self._ship_sources(out.parent / "_kernels")
+        self._ship_sample_data(out.parent / "_sample_data")
 
         cxx = _compiler()
         if shutil.which(cxx[0]) is None:
@@ -191,6 +192,25 @@ class BuildKernels(build_ext):
             link.symlink_to(Path("..") / "kernels", target_is_directory=True)
         except OSError:
             self._ship_sources(link)
+        data = HERE / "fus" / "_sample_data"  # likewise the sample data (fus demo)
+        if data.is_symlink() or data.is_file():
+            data.unlink()
+        elif data.is_dir():
+            shutil.rmtree(data)
+        try:
+            data.symlink_to(Path("..") / "sample_data", target_is_directory=True)
+        except OSError:
+            self._ship_sample_data(data)
+
+    @staticmethod
+    def _ship_sample_data(dest: Path) -> None:
+        """The scenarios and the sample DICOM series, inside the package (``fus demo`` after a
+        non-editable install); the generator script stays in the repository."""
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        elif dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(HERE / "sample_data", dest, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
 
     @staticmethod
     def _ship_sources(dest: Path) -> None:

@@ -7,7 +7,9 @@ source in use, the faults active at a time, the statistics logged).
 
 from __future__ import annotations
 
+
 import copy
+import dataclasses
 import logging
 import time as _time
 from typing import Any
@@ -314,12 +316,23 @@ def build_twin(scenario: Scenario, *, progress: bool = False) -> Twin:
     tw.scanner_settings = ScannerSettings(**{**sc, "seed": int(sc.get("seed", scenario.seed))})
     tw.scanner_settings.validate()
     axial = bool(plan_spec.pop("axial", False))
+    n_stack = plan_spec.pop("coronal_stack", 0)
+    if isinstance(n_stack, bool) or not isinstance(n_stack, int) or not 0 <= n_stack <= 15:
+        raise InvalidParameterError("scanner.plan.coronal_stack", n_stack, "must be an integer number of slices, 1 to 15 (0: off)")
+    if n_stack and axial:
+        raise InvalidParameterError("scanner.plan.coronal_stack", n_stack, "replaces the standard planes: drop scanner.plan.axial")
     if "matrix" in plan_spec:
         plan_spec["matrix"] = tuple(plan_spec["matrix"])
     std = ImagePlan.standard(ph.grid, foci[0], **plan_spec)
     # default: the two planes along the beam (skin, near field, target and what lies behind it);
     # the axial plane at the bone surface is mostly cortex and fat-suppressed marrow (no PRF signal)
     tw.plan = std if axial else ImagePlan(slices=std.slices[:2], rows=std.rows, cols=std.cols)
+    if n_stack:  # contiguous parallel coronal slices centred on the focus (one series of n_stack slices)
+        cor = std.slices[0]
+        tw.plan = ImagePlan(
+            slices=tuple(dataclasses.replace(cor, offset=cor.offset + (k - (n_stack - 1) / 2) * cor.thickness) for k in range(n_stack)),
+            rows=std.rows, cols=std.cols,
+        )
     tw.scanner = SimulatedScanner(ph.grid, ph.labels, tw.plan, tw.scanner_settings)
     tw.image_rois = {}
     for name, m in tw.grid_rois.items():
@@ -333,6 +346,7 @@ def build_twin(scenario: Scenario, *, progress: bool = False) -> Twin:
     truth = asnumpy(tw.state.temperature)
     base_images = tw.scanner.baseline(_BASELINE_DYNAMICS, truth)
     tw.baseline_images = base_images
+    tw.baseline_truth = truth  # the temperature the baseline images were acquired at (grid)
     tw.baseline = Baseline.average(base_images, tw.scanner.noise)
     tw.baseline_image = tw.baseline.image
     tw.measurable = np.abs(np.asarray(tw.baseline.image)) >= 5.0 * tw.scanner.noise  # Thermometry's snr_min

@@ -111,9 +111,9 @@ def write_outputs(result: Any, out_dir: str | Path, *, gzip: bool = False, extra
     With ``dicom``, the acquired images as Siemens-style DICOM in ``OUT/dicom``.
 
     Files: ``true_temperature`` (x, y, z, t at the acquisition times), ``true_dose`` and
-    ``true_max_temperature`` on the grid; per slice ``measured_temperature_s<i>`` (rows, cols, 1, t)
-    and ``measured_dose_s<i>`` with that slice's affine; ``log.csv``; ``summary.json`` (written
-    last: its presence means the run is complete).
+    ``true_max_temperature`` on the grid; per slice ``measured_temperature_s<i>`` (rows, cols, 1,
+    t), ``measured_dose_s<i>`` and ``magnitude_s<i>`` (mean baseline magnitude) with that slice's
+    affine; ``log.csv``; ``summary.json`` (written last: its presence means the run is complete).
     """
     tw = result.twin
     ext = ".nii.gz" if gzip else ".nii"
@@ -129,6 +129,7 @@ def write_outputs(result: Any, out_dir: str | Path, *, gzip: bool = False, extra
     summary = dict(result.summary)
     if extra_sidecar:
         summary.update(extra_sidecar)
+    anatomy = np.mean([np.abs(np.asarray(tw.host(z))) for z in tw.baseline_images], axis=0).astype(np.float32)
     with RunOutputs(Path(out_dir)) as out:
         if result.true_temperature is not None:
             files["true_temperature"] = "true_temperature" + ext
@@ -144,6 +145,9 @@ def write_outputs(result: Any, out_dir: str | Path, *, gzip: bool = False, extra
                 files[f"measured_temperature_s{i}"] = name
                 vol = np.moveaxis(result.measured_temperature[:, i], 0, -1)[:, :, None, :]
                 out.nifti(name, vol, a, f"fus simulate measured T [C] slice {i}", dt=period)
+            name = f"magnitude_s{i}{ext}"  # the anatomy under the maps (mean baseline magnitude)
+            files[f"magnitude_s{i}"] = name
+            out.nifti(name, anatomy[i][:, :, None], a, f"fus simulate baseline magnitude slice {i}")
             name = f"measured_dose_s{i}{ext}"
             files[f"measured_dose_s{i}"] = name
             md = saturate(result.measured_dose[i], DOSE_CEILING)[0]  # NaN (never measured) stays NaN
