@@ -10,6 +10,7 @@ from fus.cli import info, replay
 from fus.cli import field
 from fus.cli import heat
 from fus.cli import simulate
+from fus.cli import report
 from fus.cli import convert, inspect_dicom
 from fus.errors import FusError
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     heat.add_parser(sub)
     simulate.add_parser(sub)
     replay.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 

@@ -49,6 +49,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--noise", type=float, default=None, help="noise sigma per channel (default: estimated from two dynamics)")
     p.add_argument("--snr-min", type=float, default=5.0, help="voxels below this SNR are not measured (default 5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html (see fus report)")
     p.set_defaults(func=run)
 
 
@@ -77,10 +78,16 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(unit="dyn", desc="replay", disable=args.no_progress) as bar:
         result = replay(args.dir, args.out, options, progress=bar)
     s = result.summary
+    if s["series"]["choice"] not in ("given", "the only series"):
+        print(f"series: {s['series']['choice']}")
     print(
         f"{s['series']['name']}: {s['series']['dynamics']} dynamics, B0 {s['series']['b0_T']:.4f} T, "
         f"TE {s['series']['echo_time_s'] * 1e3:.2f} ms, {s['parameters']['prf_scale_C_per_rad']:.3f} C/rad, "
         f"noise {s['parameters']['noise']:.4g} ({s['parameters']['noise_method']}); lesion {s['lesion_voxels']} voxels; "
         f"{s['run_time_s']:.2f} s -> {result.out_dir}"
     )
+    if args.report:
+        from fus.report import write_report
+
+        print(f"report: {write_report(result.out_dir)}")
     return 0

@@ -38,6 +38,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-frames", action="store_true", help="write the final maps only (no 4-D temperature series)")
     p.add_argument("--gzip", action="store_true", help="write .nii.gz (slower) instead of .nii")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html (see fus report)")
     p.set_defaults(func=run)
 
 
@@ -60,4 +61,8 @@ def run(args: argparse.Namespace) -> int:
         f"skin max {s['max_skin_C']:.2f} C; energy {s['energy_J']:.0f} J; stops: {stops}; "
         f"{s['realtime_factor']:.1f}x real time on {s['backend']}"
     )
+    if args.report:
+        from fus.report import write_report
+
+        print(f"report: {write_report(out_dir)}")
     return 0
