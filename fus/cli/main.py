@@ -11,6 +11,7 @@ from fus.cli import field
 from fus.cli import heat
 from fus.cli import simulate
 from fus.cli import report
+from fus.cli import demo
 from fus.cli import convert, inspect_dicom
 from fus.errors import FusError
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", choices=["auto", "cpu", "cuda"], default=None, help="compute backend (default: FUS_BACKEND or auto)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo.add_parser(sub)
     info.add_parser(sub)
     inspect_dicom.add_parser(sub)
     convert.add_parser(sub)

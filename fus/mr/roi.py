@@ -5,7 +5,8 @@ Spec strings (world coordinates in mm, the NIfTI RAS frame of the images' affine
 * ``sphere:X,Y,Z,R`` -- centre and radius;
 * ``box:X0,Y0,Z0,X1,Y1,Z1`` -- two opposite corners of an axis-aligned box;
 * a path to a NIfTI label volume on the same grid (same shape and affine): one ROI per non-zero
-  label, named ``label<N>``;
+  label, named ``label<N>`` (``NAME_label<N>`` with a name; a named volume of one label is the
+  ROI ``NAME``: ``skin=skin.nii.gz`` gives the interlocks their skin);
 
 each optionally prefixed by a name, ``NAME=sphere:...``. Masks are returned in the reader's array
 order ``[slice, row, column]``.
@@ -123,4 +124,6 @@ def _label_masks(spec: RoiSpec, shape_zyx: tuple[int, int, int], affine: np.ndar
     labels = [int(v) for v in np.unique(zyx) if v != 0]
     if not labels:
         raise DataError("label volume has no non-zero label", path=spec.path)
+    if spec.name and len(labels) == 1:  # NAME=mask.nii.gz of one region: the ROI is NAME
+        return {spec.name: zyx == labels[0]}
     return {f"{spec.name}_label{v}" if spec.name else f"label{v}": zyx == v for v in labels}

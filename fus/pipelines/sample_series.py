@@ -10,6 +10,7 @@
 ``true_temperature.nii.gz``  the true temperature on the image grid [C] (slice-averaged across
                              the thickness, noise-free, in 0.01 C steps), one volume per dynamic,
                              baselines first, on the affine ``fus replay`` gives the series
+``rois/<name>.nii.gz``       the twin's ROIs on the images (target, skin, near field, cord, ...)
 ``series.json``              how it was made: scenario, overrides, baselines, noise, times
 
 Everything is deterministic (seeded scanner noise and UIDs, gzip without a timestamp): running it
@@ -111,6 +112,11 @@ def make_sample_series(scenario_path: str | Path, out_dir: str | Path, overrides
     vol = vol[order].transpose(2, 1, 0, 3)  # (cols, rows, slices, t) on the stack's slice order
     write_nifti_gz(out / "true_temperature.nii.gz", vol, stack.affine, "fus twin true T [C] on the images",
                    step=tw.scanner_settings.dynamic_period, quantum=TRUE_T_STEP)
+    # the twin's ROIs on the images (what its interlocks watched): rois/<name>.nii.gz, label 1
+    (out / "rois").mkdir()
+    for name, mask in sorted(tw.image_rois.items()):
+        write_nifti_gz(out / "rois" / f"{name}.nii.gz", np.asarray(mask, dtype=np.uint8)[order].transpose(2, 1, 0), stack.affine,
+                       f"fus twin ROI {name}")
     info = {
         "scenario": str(Path(scenario_path).name),
         "overrides": list(overrides),
@@ -131,7 +137,9 @@ def make_sample_series(scenario_path: str | Path, out_dir: str | Path, overrides
         "b0_T": float(tw.scanner_settings.b0),
         "treatment": {k: result.summary[k] for k in ("target_max_C", "target_dose_fraction", "max_skin_C", "energy_J") if k in result.summary},
         "stops": [{k: s[k] for k in ("time_s", "reason")} for s in result.summary["stops"]],
-        "replay": f"fus replay {out.name}/classic -o OUT --baseline {stack.n_baseline} --noise {tw.scanner.noise * stack.gain:.6g}",
+        "rois": sorted(tw.image_rois),
+        "replay": f"fus replay {out.name}/classic -o OUT --baseline {stack.n_baseline} --noise {tw.scanner.noise * stack.gain:.6g} "
+                  + " ".join(f"--roi {n}={out.name}/rois/{n}.nii.gz" for n in sorted(tw.image_rois)),
     }
     (out / "series.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("sample series: %d dynamics x %d slices of %dx%d in %s", info["dynamics"], info["slices"], tw.plan.rows, tw.plan.cols, out)
