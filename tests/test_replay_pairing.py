@@ -144,3 +144,48 @@ def test_advisory_stops_where_the_maximum_passes_the_limit(two_stacks, tmp_path)
     want = "allow" if max(peak) < InterlockLimits().max_temperature_C else "stop"
     assert all(f",{want}," in row for row in rows[1:])
     assert r.summary["advisory"]["stop_dynamics"] == sum(",stop," in row for row in rows[1:])
+
+
+def _cem43_numpy(temp: np.ndarray, times: np.ndarray, steps: int = 200) -> np.ndarray:
+    """CEM43 [min] after each dynamic, float64, the temperature linear between dynamics
+    (integrated on ``steps`` sub-steps; a segment with an unmeasured end adds nothing)."""
+    dose = np.zeros(temp.shape[:-1])
+    out = [dose.copy()]
+    for d in range(1, temp.shape[-1]):
+        a, b = temp[..., d - 1], temp[..., d]
+        ok = np.isfinite(a) & np.isfinite(b)
+        f = (np.arange(steps) + 0.5) / steps
+        tt = a[..., None] + (b - a)[..., None] * f
+        r = np.where(tt >= 43.0, 0.5, 0.25)
+        seg = np.sum(r ** (43.0 - tt), axis=-1) * (times[d] - times[d - 1]) / steps / 60.0
+        dose = dose + np.where(ok, seg, 0.0)
+        out.append(dose.copy())
+    return np.stack(out, axis=-1)
+
+
+def test_advisory_controller_stops_when_the_target_has_its_dose(two_stacks, tmp_path):
+    """With a target ROI the ablation controller runs in the advisory: 30 W until every measured
+    target voxel has 240 CEM43 (numpy CEM43 of the replayed maps), then goal_reached."""
+    from fus.mr.roi import parse_roi
+
+    folder = _subset(two_stacks, tmp_path / "ctrl", (10, 11))
+    r0 = replay(folder, tmp_path / "probe", ReplayOptions(baseline=N_BASE, noise=1.0))
+    affine = np.asarray(r0.summary["affine_mm_ras"])
+    centre = affine @ np.array([10.0, 10.0, 0.0, 1.0])  # the heated spot (column, row 10 of 20)
+    roi = parse_roi("target=sphere:{:.3f},{:.3f},{:.3f},2.0".format(*centre[:3]))
+    r = replay(folder, tmp_path / "out", ReplayOptions(baseline=N_BASE, noise=1.0, rois=[roi]))
+    temp = np.asarray(nib.load(r.files["temperature"]).dataobj, dtype=np.float64)
+    mask = np.asarray(nib.load(r.files["mask"]).dataobj).astype(bool)
+    times = np.array([d["time_s"] for d in r.summary["dynamics"]])
+    dose = _cem43_numpy(np.where(mask, temp, np.nan), times)
+    from fus.mr.roi import roi_masks
+
+    target = roi_masks([roi], tuple(r.summary["series"]["shape_slices_rows_cols"]), affine)["target"].transpose(2, 1, 0)
+    frac = [float(np.mean(dose[..., d][target & mask[..., d]] >= 240.0)) for d in range(temp.shape[-1])]
+    want = next(d for d in range(N_BASE, temp.shape[-1]) if frac[d] >= 1.0)  # the heating must reach it
+    rows = [line.split(",") for line in (tmp_path / "out" / "advisory.csv").read_text().splitlines()[1:]]
+    got = next(int(row[0]) for row in rows if row[4] == "goal_reached")
+    assert abs(got - want) <= 1, (got, want, frac)
+    for row in rows:
+        on = int(row[0]) < got
+        assert (row[3], row[4]) == (("30", "control") if on else ("0", "goal_reached")), row

@@ -1,14 +1,21 @@
-"""What the safety interlocks would have commanded at each dynamic of a replayed series.
+"""What fus's controller and safety interlocks would have commanded at each dynamic of a replayed series.
 
-A replayed series was acquired without fus in the loop; :class:`Advisory` runs fus's
+A replayed series was acquired without fus in the loop; :class:`Advisory` runs, on each measured
+dynamic as if fus had been in the loop, the ablation controller
+(:class:`fus.control.binary.BinaryController`: a fixed power until every measured voxel of the
+``target`` ROI has 240 CEM43, at most 60 s; only where a ``target`` ROI is given) and then fus's
 :class:`fus.control.interlocks.Interlocks` (default :class:`fus.control.limits.InterlockLimits`
-unless given) on each measured dynamic as if it had been, and writes ``advisory.csv``:
+unless given), and writes ``advisory.csv``:
 
 ``dynamic, time_s, command, power_W, reason, detail``
 
-``command`` is ``allow`` (every check passed: the controller's power would have been applied)
-or ``stop`` (power 0 W: ``reason`` names the interlock, and a trip latches, as it does in
-treatment, so every later dynamic reads ``stop`` too). ROIs named ``skin``, ``near_field``,
+``command`` is ``allow`` (every interlock check passed: ``power_W`` is what the controller asked
+for, ``reason`` its reason: ``control`` while sonicating, ``goal_reached`` once the target has
+its dose, ``wait`` when the target is not measured) or ``stop`` (power 0 W: ``reason`` names the
+interlock, and a trip latches, as it does in treatment, so every later dynamic reads ``stop``
+too). Without a ``target`` ROI there is no controller and ``power_W`` is 0. The power is the
+nominal ``controller_power`` (default 30 W, the shipped ablation scenario's): the replay does not
+know the device, so read it as "on" / "off"; the energy budget is charged with it. ROIs named ``skin``, ``near_field``,
 ``cord`` or ``body`` (``fus replay --roi skin=sphere:...``) take those roles; without ROIs the
 maximum-temperature check watches every measured voxel and the thermometry-quality checks
 (unmeasured fraction, median sigma_T) are off, since they need an ROI to be meaningful.
@@ -27,6 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fus.control.binary import BinaryController, BinarySettings
 from fus.control.interlocks import Interlocks
 from fus.control.limits import InterlockLimits
 from fus.control.types import Command, Measurement, Reason
@@ -36,6 +44,8 @@ __all__ = ["Advisory", "ADVISORY_COLUMNS"]
 log = logging.getLogger(__name__)
 
 ADVISORY_COLUMNS = ("dynamic", "time_s", "command", "power_W", "reason", "detail")
+# reasons of a command the interlocks let through (the controller's own, or a cooling wait)
+_CONTROLLER_REASONS = (Reason.CONTROL, Reason.WAIT, Reason.GOAL_REACHED, Reason.TRAJECTORY_END, Reason.COOLING)
 
 
 class Advisory:
@@ -53,6 +63,8 @@ class Advisory:
         Body temperature of the thermometry [C].
     limits : InterlockLimits, optional
         Default: ``InterlockLimits()``.
+    controller_power : float
+        Power the ablation controller asks for while sonicating [W] (default 30).
     """
 
     def __init__(
@@ -62,6 +74,7 @@ class Advisory:
         dynamic_period: float,
         baseline_temperature: float = 37.0,
         limits: InterlockLimits | None = None,
+        controller_power: float = 30.0,
     ) -> None:
         roi = {str(k): np.asarray(v, dtype=bool) for k, v in rois.items() if np.asarray(v).any()}
         watched: list[str] | None = None
@@ -72,6 +85,10 @@ class Advisory:
             limits or InterlockLimits(), roi, dynamic_period=dynamic_period,
             baseline_temperature=baseline_temperature, watched=watched,
         )
+        self.controller = None
+        if "target" in roi:
+            self.controller = BinaryController(BinarySettings(power=controller_power, dynamic_period=dynamic_period), roi["target"],
+                                               p_max=controller_power)
         self.rows: list[list[Any]] = []
         self._started = False
 
@@ -82,8 +99,11 @@ class Advisory:
             self._started = True
         m = Measurement(index=int(index), time=float(time_s), temperature=temperature, sigma_t=sigma_t, mask=mask,
                         dose=dose, available_time=float(time_s))
-        out = self.interlocks.check(m, Command(power=0.0, reason=Reason.CONTROL), float(time_s))
-        command = "allow" if out.reason in (Reason.CONTROL, Reason.COOLING) and not out.stop else "stop"
+        asked = self.controller.update(m) if self.controller is not None else Command(power=0.0, reason=Reason.CONTROL)
+        out = self.interlocks.check(m, asked, float(time_s))
+        command = "allow" if out.reason in _CONTROLLER_REASONS else "stop"
+        if out.power > 0.0:
+            self.interlocks.account(out.power, self.interlocks.dynamic_period, float(time_s))
         self.rows.append([int(index), f"{float(time_s):.3f}", command, f"{out.power:g}", str(out.reason), out.detail])
         return command
 
