@@ -16,7 +16,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from fus.pipelines.replay import ReplayOptions, replay
+from fus.pipelines.demo import sample_replay_options
+from fus.pipelines.replay import replay
 from fus.pipelines.sample_series import TRUE_T_STEP, make_sample_series, sample_data_dir
 
 SERIES = sample_data_dir() / "series"
@@ -30,9 +31,8 @@ def info() -> dict:
 @pytest.fixture(scope="module")
 def replayed(info, tmp_path_factory):
     out = tmp_path_factory.mktemp("sample_replay")
-    opts = dict(baseline=info["baseline_dynamics"], noise=info["noise_stored"])
-    classic = replay(SERIES / "classic", out / "classic", ReplayOptions(**opts))  # pairs 11 with 10 by itself
-    enhanced = replay(SERIES / "enhanced" / "series.dcm", out / "enhanced", ReplayOptions(**opts))
+    classic = replay(SERIES / "classic", out / "classic", sample_replay_options(SERIES))  # pairs 11 with 10 by itself
+    enhanced = replay(SERIES / "enhanced" / "series.dcm", out / "enhanced", sample_replay_options(SERIES))
     return classic, enhanced
 
 
@@ -64,9 +64,11 @@ def test_replay_measures_the_true_temperature(info, replayed):
     cold = ok & (np.abs(truth - 37.0) < 0.3)
     assert heated.sum() > 1000 and cold.sum() > 10000
     err_h, err_c = (measured - truth)[heated], (measured - truth)[cold]
-    # noise ~1-2 C per voxel (sigma_T 1 C in muscle, more in fat), a small B0 drift left uncorrected
-    assert abs(err_h.mean()) < 1.0 and np.sqrt(np.mean(err_h**2)) < 2.5
-    assert abs(err_c.mean()) < 0.6 and err_c.std() < 2.5
+    # noise ~1-2 C per voxel (sigma_T 1 C in muscle, more in fat); the B0 drift corrected as the
+    # twin did; heated voxels read low by ~0.4 C: a temperature gradient inside a voxel dephases
+    # its samples, and the phase of their sum is below their mean (the truth is the mean)
+    assert abs(err_h.mean()) < 0.8 and np.sqrt(np.mean(err_h**2)) < 2.5
+    assert abs(err_c.mean()) < 0.25 and err_c.std() < 2.5
     # the hottest measured voxel is where the truth is hottest: within 3 voxels (2.25 mm), the
     # lesion is a steered 1.5-mm circle whose plateau the noise picks a maximum on
     tm = np.where(ok, measured, -np.inf).max(axis=-1)
@@ -101,3 +103,23 @@ def test_the_generator_writes_the_shipped_series(info, tmp_path):
     t_old, _ = _load(SERIES / "true_temperature.nii.gz")
     t_new, _ = _load(tmp_path / "series" / "true_temperature.nii.gz")
     np.testing.assert_allclose(t_new, t_old, rtol=0, atol=TRUE_T_STEP * 1.01)
+
+
+def test_target_temperature_matches_the_truth(info, replayed):
+    """The target ROI's mean temperature, dynamic by dynamic: within 0.1 C of the truth averaged
+    over the treatment, and each dynamic within 4 standard errors of its few voxels' noise."""
+    classic, _ = replayed
+    measured, _ = _load(classic.files["temperature"])
+    sigma, _ = _load(classic.files["sigma_t"])
+    truth, _ = _load(SERIES / "true_temperature.nii.gz")
+    target = np.asarray(nib.load(SERIES / "rois" / "target.nii.gz").dataobj).astype(bool)
+    errors, bounds = [], []
+    for d in range(info["baseline_dynamics"], measured.shape[-1]):
+        m = target & np.isfinite(measured[..., d])
+        assert m.sum() >= 3
+        errors.append(measured[..., d][m].mean() - truth[..., d][m].mean())
+        bounds.append(4.0 * np.sqrt(np.sum(sigma[..., d][m] ** 2)) / m.sum())
+    errors = np.asarray(errors)
+    assert abs(errors.mean()) < 0.1, errors.mean()
+    assert np.all(np.abs(errors) <= bounds), np.max(np.abs(errors) / bounds)
+    assert truth[target].max() - 37.0 > 15.0  # the target was heated: the comparison means something

@@ -6,7 +6,8 @@ Layout of ``out_dir``:
 ``simulate/``  what ``fus simulate sample_data/scenario_ablation.toml --report`` writes (true and
                measured temperature and dose, ``log.csv``, ``summary.json``, ``report.html``)
 ``replay/``    what ``fus replay`` of ``sample_data/series/classic`` (auto-paired magnitude /
-               phase, the twin's ROIs, its baselines and noise) writes, with ``report.html``
+               phase, the twin's ROIs, baselines, noise and drift correction) writes, with
+               ``report.html``
 ``index.html`` one page linking both reports, with the headline numbers of each
 
 Nothing is fetched: the scenario, the phantom and the series ship with the package.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fus.mr.roi import parse_roi
+from fus.mr.thermometry import ThermometrySettings
 from fus.pipelines.outputs import RunOutputs
 from fus.pipelines.replay import ReplayOptions, replay
 from fus.pipelines.sample_series import sample_data_dir
@@ -31,7 +33,7 @@ from fus.pipelines.twin import run_twin
 from fus.pipelines.twin_report import write_outputs
 from fus.report import write_report
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "run_demo", "sample_replay_options"]
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,16 @@ class DemoResult:
     seconds: dict[str, float]
 
 
-def _replay_options(series_dir: Path) -> ReplayOptions:
+def sample_replay_options(series_dir: Path) -> ReplayOptions:
+    """How the shipped series is replayed: its baselines and noise, the twin's ROIs and its drift
+    correction (order-1 polynomial outside ``drift_exclude.nii.gz``), all from ``series.json``."""
     info = json.loads((series_dir / "series.json").read_text())
     rois = [parse_roi(f"{name}={series_dir / 'rois' / (name + '.nii.gz')}") for name in info.get("rois", [])]
-    return ReplayOptions(baseline=int(info["baseline_dynamics"]), noise=float(info["noise_stored"]), rois=rois)
+    drift = info.get("drift") or {"method": "none"}
+    settings = ThermometrySettings(drift=drift["method"], drift_order=int(drift.get("order", 1)))
+    exclude = [parse_roi(f"drift_exclude={series_dir / drift['exclude']}")] if drift["method"] == "poly" else []
+    return ReplayOptions(baseline=int(info["baseline_dynamics"]), noise=float(info["noise_stored"]), rois=rois,
+                         settings=settings, exclude=exclude)
 
 
 def _index(out: Path, sim: dict[str, Any], rep: dict[str, Any]) -> Path:
@@ -135,9 +143,9 @@ def run_demo(out_dir: str | Path = "fus_demo", *, progress: bool = True) -> Demo
         from tqdm import tqdm
 
         with tqdm(unit="dyn", desc="replay") as bar:
-            rep = replay(series_dir / "classic", out / "replay", _replay_options(series_dir), progress=bar)
+            rep = replay(series_dir / "classic", out / "replay", sample_replay_options(series_dir), progress=bar)
     else:
-        rep = replay(series_dir / "classic", out / "replay", _replay_options(series_dir))
+        rep = replay(series_dir / "classic", out / "replay", sample_replay_options(series_dir))
     rep_report = write_report(out / "replay")
     seconds["replay"] = _time.perf_counter() - t0
     index = _index(out, result.summary, rep.summary)

@@ -11,6 +11,8 @@
                              the thickness, noise-free, in 0.01 C steps), one volume per dynamic,
                              baselines first, on the affine ``fus replay`` gives the series
 ``rois/<name>.nii.gz``       the twin's ROIs on the images (target, skin, near field, cord, ...)
+``drift_exclude.nii.gz``     the voxels the twin's drift fit left out (``fus replay --drift poly
+                             --exclude``)
 ``series.json``              how it was made: scenario, overrides, baselines, noise, times
 
 Everything is deterministic (seeded scanner noise and UIDs, gzip without a timestamp): running it
@@ -117,6 +119,11 @@ def make_sample_series(scenario_path: str | Path, out_dir: str | Path, overrides
     for name, mask in sorted(tw.image_rois.items()):
         write_nifti_gz(out / "rois" / f"{name}.nii.gz", np.asarray(mask, dtype=np.uint8)[order].transpose(2, 1, 0), stack.affine,
                        f"fus twin ROI {name}")
+    # the voxels the twin's drift fit left out (heated or settling tissue, the skin): a replay
+    # with --drift poly --exclude drift_exclude.nii.gz corrects the B0 drift as the twin did
+    write_nifti_gz(out / "drift_exclude.nii.gz", np.asarray(tw.drift_exclude, dtype=np.uint8)[order].transpose(2, 1, 0), stack.affine,
+                   "fus twin drift-fit exclusion")
+    th = tw.thermometry.settings
     info = {
         "scenario": str(Path(scenario_path).name),
         "overrides": list(overrides),
@@ -138,7 +145,9 @@ def make_sample_series(scenario_path: str | Path, out_dir: str | Path, overrides
         "treatment": {k: result.summary[k] for k in ("target_max_C", "target_dose_fraction", "max_skin_C", "energy_J") if k in result.summary},
         "stops": [{k: s[k] for k in ("time_s", "reason", "roi", "value", "limit")} for s in result.summary["stops"]],
         "rois": sorted(tw.image_rois),
+        "drift": {"method": th.drift, "order": th.drift_order, "exclude": "drift_exclude.nii.gz"},
         "replay": f"fus replay {out.name}/classic -o OUT --baseline {stack.n_baseline} --noise {tw.scanner.noise * stack.gain:.6g} "
+                  f"--drift {th.drift} --drift-order {th.drift_order} --exclude {out.name}/drift_exclude.nii.gz "
                   + " ".join(f"--roi {n}={out.name}/rois/{n}.nii.gz" for n in sorted(tw.image_rois)),
     }
     (out / "series.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -373,6 +373,7 @@ def build_twin(scenario: Scenario, *, progress: bool = False) -> Twin:
         body_temp=ph.body_temperature, drift=DRIFT if drift_on else "none", drift_order=order, exclude=exclude,
     )
     tw.thermometry = Thermometry(tw.baseline, tw.scanner_settings.b0, tw.scanner_settings.te, thermo, t0=0.0)
+    tw.drift_exclude = exclude  # image voxels left out of the drift fit (the sample series ships them)
     # ---- controller and interlocks
     ctrl = scenario.section("controller")
     p_max = float(ctrl["p_max_W"])
