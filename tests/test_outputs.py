@@ -110,7 +110,7 @@ def test_heat_past_boiling_warns_and_writes_no_inf(tmp_path, monkeypatch):
         '[[layers]]\ntissue = "cortical_bone"\n'
     )
 
-    def fake_source(phantom, transducer, focus, power, progress=True, field_spacing=None):
+    def fake_source(phantom, transducer, focus, power, progress=True, field_spacing=None, refine_focus=False):
         x, y, z = np.meshgrid(*phantom.grid.axes(), indexing="ij")
         f = np.asarray(focus)
         return power * 5e6 * np.exp(-((x - f[0]) ** 2 + (y - f[1]) ** 2 + (z - f[2]) ** 2) / (2 * 2e-3**2)), {"fake": True}

@@ -20,6 +20,25 @@ from fus.physics.field import focus_phases_in_medium, heat_source_labels, pressu
 __all__ = ["phantom_heat_source"]
 
 
+#: The focal region recomputed on the phantom's voxels: where the interpolated |p|^2 exceeds this
+#: fraction of its peak (the -10 dB focal volume, which holds most of the absorbed power near the
+#: focus), grown by two coarse steps on every side.
+FOCAL_FRACTION = 0.1
+
+
+def _focal_box(mag2: np.ndarray, shape: tuple[int, ...], ratio: np.ndarray) -> tuple[slice, ...] | None:
+    """Index box (phantom voxels) of the focal region of the interpolated |p|^2, or None."""
+    hot = mag2 >= FOCAL_FRACTION * float(mag2.max())
+    if not hot.any() or float(mag2.max()) <= 0.0:
+        return None
+    box = []
+    for axis in range(3):
+        idx = np.nonzero(hot.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+        grow = int(np.ceil(2 * ratio[axis]))
+        box.append(slice(max(0, int(idx[0]) - grow), min(shape[axis], int(idx[-1]) + 1 + grow)))
+    return tuple(box)
+
+
 def phantom_heat_source(
     phantom: Any,
     transducer: Any,
@@ -28,14 +47,22 @@ def phantom_heat_source(
     *,
     progress: bool = True,
     field_spacing: float | None = None,
+    refine_focus: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Absorbed power density Q [W/m^3] on the phantom grid at ``power`` W acoustic.
 
     The field code (:mod:`fus.physics.field`) computes the pressure of ``transducer`` focused on
     ``focus`` through the phantom's planar layers; Q uses each voxel's tissue (label). With
     ``field_spacing`` [m] coarser than the phantom's, |p|^2 is computed on a coarser grid over the
-    same box and interpolated (trilinear) to the phantom's voxels before Q is formed per voxel
-    (faster; it smooths the focal peak over the coarse spacing).
+    same box and interpolated (trilinear) to the phantom's voxels (faster; interpolating a focal
+    spot narrower than the coarse step widens it and misplaces its peak: on the bone phantom at
+    1 mm, a 2 mm field gives a focal Q peak 31 % low and 4.7 % more absorbed power). With
+    ``refine_focus``, the focal region (interpolated |p|^2 >= :data:`FOCAL_FRACTION` of its peak,
+    grown by two coarse steps) is then computed again exactly on the phantom's voxels (the same
+    peak Q as the full-resolution field, 2 % less absorbed power, ~5 % more time); what stays
+    interpolated is the slowly varying field outside the focus (near field, side lobes). It is off
+    by default until the closed-loop scenarios are re-planned on it (the hold scenario's skin
+    margin falls to 0.01 C with it).
 
     Returns
     -------
@@ -68,7 +95,15 @@ def phantom_heat_source(
             indexing="ij",
         )
         mag = np.sqrt(map_coordinates(mag2, idx, order=1, mode="nearest"))
-        peak = float(np.sqrt(mag2.max()))
+        box = _focal_box(mag**2, grid.shape, np.asarray(coarse.spacing) / fine) if refine_focus else None
+        if box is not None:  # the focal region exactly, on the phantom's own voxels
+            ax = grid.axes()
+            sub = Grid.centred(tuple(b.stop - b.start for b in box), tuple(fine),
+                               tuple(0.5 * (a[b.start] + a[b.stop - 1]) for a, b in zip(ax, box)))
+            p_f = pressure(transducer, u, sub, medium, progress=False)
+            mag[box] = np.abs(asnumpy(p_f))
+            info = dict(info, focal_box_voxels=[b.stop - b.start for b in box])
+        peak = float(max(np.sqrt(mag2.max()), mag.max()))
         info = dict(info, field_spacing_mm=[v * 1e3 for v in coarse.spacing], field_grid=list(shape_c))
     else:
         p, info = pressure(transducer, u, grid, medium, progress=progress, return_info=True)

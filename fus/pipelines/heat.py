@@ -124,6 +124,7 @@ def compute_heat(
     focus: Any = None,
     output_interval: float = DEFAULT_OUTPUT_INTERVAL_S,
     field_spacing: float | None = None,
+    refine_focus: bool = False,
     safety: float | None = None,
     progress: bool = True,
     provenance: Mapping[str, Any] | None = None,
@@ -149,6 +150,9 @@ def compute_heat(
         Time between output frames [s], > 0.
     field_spacing : float, optional
         Compute the pressure on a coarser grid of this spacing [m] and interpolate ``|p|^2``.
+    refine_focus : bool
+        With ``field_spacing``, compute the focal region again at the phantom's spacing
+        (:func:`fus.physics.heat_source.phantom_heat_source`).
     safety : float, optional
         Time step as a fraction of the stable limit, in (0, 1] (default that of
         :func:`fus.physics.bioheat.simulate`).
@@ -182,7 +186,8 @@ def compute_heat(
 
     t0 = time.perf_counter()
     ref_power = power if power > 0 else 1.0
-    q, field_info = phantom_heat_source(phantom, transducer, focus, ref_power, progress=progress, field_spacing=field_spacing)
+    q, field_info = phantom_heat_source(phantom, transducer, focus, ref_power, progress=progress, field_spacing=field_spacing,
+                                        refine_focus=refine_focus)
     t_field = time.perf_counter() - t0
     logger.info("heat source: %.2f s, peak %.4g W/m^3", t_field, float(q.max()))
 

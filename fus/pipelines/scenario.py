@@ -7,7 +7,8 @@ one is refused, naming it and the nearest allowed key):
 (time at zero power before the baseline, so the skin is at its steady state against the bath [s]);
 ``[phantom]`` ``file`` (a phantom TOML, relative to the scenario);
 ``[transducer]`` ``name`` (preset or element table), ``roc_mm``, ``aperture_mm``, ``frequency_mhz``,
-``field_spacing_mm`` (compute the field on a coarser grid);
+``field_spacing_mm`` (compute the field on a coarser grid), ``refine_focus`` (then the focal
+region again at the phantom's spacing);
 ``[focus]`` ``points_mm`` (list of sub-target focus points [mm], transducer frame; default the
 phantom's target);
 ``[rois]`` ``target`` (the phantom ROI the controller follows, default ``target``),
@@ -48,7 +49,7 @@ _TOP = {
 }
 _TABLES = {
     "phantom": {"file", "grid", "rois", "name"},
-    "transducer": {"name", "roc_mm", "aperture_mm", "frequency_mhz", "field_spacing_mm"},
+    "transducer": {"name", "roc_mm", "aperture_mm", "frequency_mhz", "field_spacing_mm", "refine_focus"},
     "focus": {"points_mm", "steer_radius_mm", "steer_points"},
     "rois": {"target", "near_field_depth_mm", "near_field_radius_mm", "sub_targets"},
     "controller": {"kind", "p_max_W", "settings", "trajectory"},

@@ -215,7 +215,8 @@ def _controller_view(twin: Twin, q: np.ndarray, scenario: Scenario, period: floa
     return {"gain_C_per_J": a, "cooling_per_s": b, "absorption_scale": ab, "perfusion_scale": pf}
 
 
-def _steered_source(tw: Twin, focus: np.ndarray, spec: dict, field_spacing: float | None, progress: bool) -> tuple[np.ndarray, dict]:
+def _steered_source(tw: Twin, focus: np.ndarray, spec: dict, field_spacing: float | None, progress: bool,
+                    refine_focus: bool = False) -> tuple[np.ndarray, dict]:
     """Q [W/m^3 at 1 W] of one sub-target: the focus itself, or, with ``steer_radius_mm`` > 0, the
     mean over ``steer_points`` foci on a circle around it in the x-y plane (electronic steering
     cycling faster than the thermal time constants, as volumetric hyperthermia does; the
@@ -225,13 +226,13 @@ def _steered_source(tw: Twin, focus: np.ndarray, spec: dict, field_spacing: floa
     if r < 0 or n < 1:
         raise InvalidParameterError("focus.steer_radius_mm/steer_points", (r * 1e3, n), "must be >= 0 mm and >= 1 point")
     if r == 0:
-        return cached_heat_source(tw.phantom, tw.transducer, focus, field_spacing=field_spacing, progress=progress)
+        return cached_heat_source(tw.phantom, tw.transducer, focus, field_spacing=field_spacing, progress=progress, refine_focus=refine_focus)
     acc = None
     info: dict = {}
     for j in range(n):
         ang = 2 * np.pi * j / n
         pt = focus + np.array([r * np.cos(ang), r * np.sin(ang), 0.0])
-        q, info = cached_heat_source(tw.phantom, tw.transducer, pt, field_spacing=field_spacing, progress=progress)
+        q, info = cached_heat_source(tw.phantom, tw.transducer, pt, field_spacing=field_spacing, progress=progress, refine_focus=refine_focus)
         acc = q.astype(np.float64) if acc is None else acc + q
     return acc / n, dict(info, steer_radius_mm=r * 1e3, steer_points=n)
 
@@ -290,12 +291,15 @@ def build_twin(scenario: Scenario, *, progress: bool = False) -> Twin:
         if f.shape != (3,) or not np.isfinite(f).all():
             raise InvalidParameterError(f"focus.points_mm[{i}]", f.tolist(), "must be [x, y, z] in mm")
     fs = tr.get("field_spacing_mm")
+    refine = tr.get("refine_focus", False)
+    if not isinstance(refine, bool):
+        raise InvalidParameterError("transducer.refine_focus", refine, "must be true or false (recompute the focal region at the phantom's spacing)")
     tw.grid_rois = grid_rois(ph, scenario.section("rois"))
     sources: dict[str, np.ndarray] = {}
     tw.field_info = []
     q0 = None
     for k, f in enumerate(foci):
-        q, info = _steered_source(tw, f, scenario.section("focus"), None if fs is None else float(fs) * 1e-3, progress)
+        q, info = _steered_source(tw, f, scenario.section("focus"), None if fs is None else float(fs) * 1e-3, progress, refine)
         tw.field_info.append(info)
         q0 = q if q0 is None else q0
         extras = fault_sources(ph, q, tw.faults, tw.grid_rois)

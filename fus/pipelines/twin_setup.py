@@ -26,7 +26,7 @@ _CACHE: dict[str, tuple[np.ndarray, dict]] = {}
 _CACHE_MAX = 16
 
 
-def _key(phantom: Any, transducer: Any, focus: np.ndarray, field_spacing: float | None) -> str:
+def _key(phantom: Any, transducer: Any, focus: np.ndarray, field_spacing: float | None, refine_focus: bool = False) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(phantom.labels).tobytes())
     h.update(json.dumps(phantom.grid.describe(), sort_keys=True).encode())
@@ -35,18 +35,21 @@ def _key(phantom: Any, transducer: Any, focus: np.ndarray, field_spacing: float 
         h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
     h.update(np.round(np.asarray(focus, dtype=np.float64), 9).tobytes())
     h.update(repr(field_spacing).encode())
+    h.update(repr(bool(refine_focus)).encode())
     return h.hexdigest()
 
 
-def cached_heat_source(phantom: Any, transducer: Any, focus: np.ndarray, *, field_spacing: float | None = None, progress: bool = False) -> tuple[np.ndarray, dict]:
+def cached_heat_source(phantom: Any, transducer: Any, focus: np.ndarray, *, field_spacing: float | None = None, progress: bool = False,
+                       refine_focus: bool = False) -> tuple[np.ndarray, dict]:
     """Q [W/m^3] at 1 W acoustic of ``transducer`` focused on ``focus`` [m] through ``phantom``
     (:func:`fus.physics.heat_source.phantom_heat_source`), computed once per content and cached."""
-    key = _key(phantom, transducer, focus, field_spacing)
+    key = _key(phantom, transducer, focus, field_spacing, refine_focus)
     hit = _CACHE.get(key)
     if hit is not None:
         log.info("heat source for focus %s mm: cached", np.round(np.asarray(focus) * 1e3, 2).tolist())
         return hit[0], dict(hit[1], cached=True)
-    q, info = phantom_heat_source(phantom, transducer, np.asarray(focus, dtype=np.float64), 1.0, progress=progress, field_spacing=field_spacing)
+    q, info = phantom_heat_source(phantom, transducer, np.asarray(focus, dtype=np.float64), 1.0, progress=progress, field_spacing=field_spacing,
+                                  refine_focus=refine_focus)
     q.flags.writeable = False
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.pop(next(iter(_CACHE)))
