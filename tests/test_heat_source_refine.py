@@ -29,9 +29,14 @@ def setup():
 def test_refined_focus_matches_the_full_resolution_field(setup):
     ph, tr, focus, exact = setup
     dv = float(np.prod(ph.grid.spacing))
-    coarse, _ = phantom_heat_source(ph, tr, focus, 1.0, progress=False, field_spacing=2e-3)
+    coarse, info_c = phantom_heat_source(ph, tr, focus, 1.0, progress=False, field_spacing=2e-3)
+    # the interpolated field is reported, with the way out
+    assert any("interpolated from a coarser grid" in w and "--refine-focus" in w for w in info_c["warnings"])
     refined, info = phantom_heat_source(ph, tr, focus, 1.0, progress=False, field_spacing=2e-3, refine_focus=True)
     assert "focal_box_voxels" in info and np.prod(info["focal_box_voxels"]) < 0.5 * exact.size  # a box, not the grid
+    assert not any("interpolated" in w for w in info["warnings"])
+    low = info["voxel_peak_pressure_Pa"] < 0.95 * info["focus_pressure_Pa"]  # the 1 mm phantom grid itself
+    assert low == any("phantom grid undersamples the focus" in w for w in info["warnings"])
     # interpolation alone: the focal peak is off by more than 10 % (what the refinement is for)
     assert abs(coarse.max() / exact.max() - 1.0) > 0.10
     # refined: the focal peak and its place as at full resolution, the absorbed power within 5 %

@@ -106,20 +106,39 @@ def test_the_generator_writes_the_shipped_series(info, tmp_path):
 
 
 def test_target_temperature_matches_the_truth(info, replayed):
-    """The target ROI's mean temperature, dynamic by dynamic: within 0.1 C of the truth averaged
-    over the treatment, and each dynamic within 4 standard errors of its few voxels' noise."""
+    """The target ROI's mean temperature, dynamic by dynamic, against the truth: each dynamic within
+    4 of its standard errors (from the replay's sigma_T of the few target voxels), and the mean over
+    the treatment within 3 standard errors of zero (the baseline's noise is common to every
+    dynamic: it does not average out over time)."""
     classic, _ = replayed
     measured, _ = _load(classic.files["temperature"])
     sigma, _ = _load(classic.files["sigma_t"])
     truth, _ = _load(SERIES / "true_temperature.nii.gz")
     target = np.asarray(nib.load(SERIES / "rois" / "target.nii.gz").dataobj).astype(bool)
-    errors, bounds = [], []
-    for d in range(info["baseline_dynamics"], measured.shape[-1]):
+    nb = info["baseline_dynamics"]
+    errors, se = [], []
+    for d in range(nb, measured.shape[-1]):
         m = target & np.isfinite(measured[..., d])
         assert m.sum() >= 3
         errors.append(measured[..., d][m].mean() - truth[..., d][m].mean())
-        bounds.append(4.0 * np.sqrt(np.sum(sigma[..., d][m] ** 2)) / m.sum())
-    errors = np.asarray(errors)
-    assert abs(errors.mean()) < 0.1, errors.mean()
-    assert np.all(np.abs(errors) <= bounds), np.max(np.abs(errors) / bounds)
+        se.append(np.sqrt(np.sum(sigma[..., d][m] ** 2)) / m.sum())
+    errors, se = np.asarray(errors), np.asarray(se)
+    assert np.all(np.abs(errors) <= 4.0 * se), np.max(np.abs(errors) / se)
+    var = np.mean(se**2)
+    se_mean = np.sqrt(var / (nb + 1) + var * nb / (nb + 1) / len(errors))  # common baseline part + independent part
+    assert abs(errors.mean()) < 3.0 * se_mean, (errors.mean(), se_mean)
     assert truth[target].max() - 37.0 > 15.0  # the target was heated: the comparison means something
+
+
+def test_the_advisory_controller_stops_where_the_live_loop_did(info, replayed):
+    """The replay runs the twin's ablation controller on the series the twin's loop acquired: it
+    meets its goal at the dynamic the live loop stopped at (same images, thermometry and rule)."""
+    classic, _ = replayed
+    (stop,) = info["stops"]
+    assert stop["reason"] == "goal_reached"
+    period = info["dynamic_period_s"]
+    live = info["baseline_dynamics"] - 1 + round((stop["time_s"] - info["latency_s"]) / period)
+    rows = [line.split(",") for line in (classic.out_dir / "advisory.csv").read_text().splitlines()[1:]]
+    first = next(int(r[0]) for r in rows if r[4] != "control")
+    assert rows[[int(r[0]) for r in rows].index(first)][4] == "goal_reached"
+    assert first == live, (first, live)

@@ -14,6 +14,7 @@ from typing import Any
 
 from fus.checks import finite_scalar
 from fus.cli._args import add_transducer_arguments, build_transducer, millimetres, parse_grid
+from fus.physics.field_checks import check_points_per_wavelength
 from fus.pipelines.field import DEFAULT_POWER_W, run_field
 
 
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         centre=millimetres("--center", args.center, 3),
         power=_positive("--power", args.power),
         velocity=_positive("--velocity", args.velocity),
-        points_per_wavelength=_positive("--points-per-wavelength", args.points_per_wavelength),
+        points_per_wavelength=None if args.points_per_wavelength is None
+        else check_points_per_wavelength(_positive("--points-per-wavelength", args.points_per_wavelength), "--points-per-wavelength"),
         far_field=not args.no_far_field,
         phase=args.phase,
         heat=args.heat,

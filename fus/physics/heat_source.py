@@ -9,6 +9,7 @@ with the power, so one computation per focus serves every power.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,11 @@ import numpy as np
 from fus.backend import asnumpy
 from fus.physics.drive import scale_to_power
 from fus.physics.field import focus_phases_in_medium, heat_source_labels, pressure
+from fus.physics.field_checks import focus_pressure, focus_sampling_warning, small_element_warning
 
 __all__ = ["phantom_heat_source"]
+
+log = logging.getLogger(__name__)
 
 
 #: The focal region recomputed on the phantom's voxels: where the interpolated |p|^2 exceeds this
@@ -112,4 +116,20 @@ def phantom_heat_source(
     q = asnumpy(heat_source_labels(mag, phantom.labels, frequency=transducer.frequency)).astype(np.float64)
     info = {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool, list))}
     info["peak_pressure_Pa"] = peak
+    # what heats the voxels against the pressure at the focus point: an undersampled focus heats less
+    at_focus = focus_pressure(transducer, u, focus, medium, fine)
+    voxel_peak = float(np.abs(mag).max())
+    info["focus_pressure_Pa"] = at_focus
+    info["voxel_peak_pressure_Pa"] = voxel_peak
+    if "field_grid" in info and "focal_box_voxels" not in info:  # interpolated from a coarse field
+        sampling = focus_sampling_warning(
+            voxel_peak, at_focus, info["field_spacing_mm"], "field interpolated from a coarser grid",
+            "compute the focal region at the phantom's spacing (fus heat --refine-focus, scenario transducer.refine_focus = true) "
+            "or use a finer field spacing")
+    else:
+        sampling = focus_sampling_warning(voxel_peak, at_focus, fine * 1e3, "phantom grid")
+    warnings = [w for w in (small_element_warning(transducer, src.sound_speed), sampling) if w]
+    for w in warnings:
+        log.warning(w)
+    info["warnings"] = warnings
     return q, info

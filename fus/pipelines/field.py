@@ -150,6 +150,7 @@ def compute_field(
     """
     from fus.physics.drive import acoustic_power, scale_to_power, scale_to_velocity
     from fus.physics.field import DEFAULT_POINTS_PER_WAVELENGTH, focus_phases_in_medium, heat_source, pressure
+    from fus.physics.field_checks import check_points_per_wavelength, focus_pressure, focus_sampling_warning, small_element_warning
     from fus.physics.grid import Grid
     from fus.physics.media import as_medium, medium_from_spec
 
@@ -180,6 +181,8 @@ def compute_field(
         u = scale_to_power(transducer, weights, watts, src.density, src.sound_speed)
     ppw = DEFAULT_POINTS_PER_WAVELENGTH if points_per_wavelength is None else points_per_wavelength
     finite_scalar("points_per_wavelength", ppw, positive=True)
+    check_points_per_wavelength(ppw)
+    warnings = [w for w in (small_element_warning(transducer, src.sound_speed),) if w]
 
     t0 = time.perf_counter()
     p, info = pressure(
@@ -191,6 +194,14 @@ def compute_field(
     q = asnumpy(heat_source(p, med, grid, frequency=transducer.frequency)) if heat else None
     elapsed = time.perf_counter() - t0
     peak = np.unravel_index(int(np.argmax(mag)), mag.shape)
+    at_focus = None
+    if focus_m is not None:  # the pressure at the focus point itself: is the grid's peak honest?
+        at_focus = focus_pressure(transducer, u, focus_m, med, grid.spacing, points_per_wavelength=ppw, far_field=far_field)
+        w = focus_sampling_warning(float(mag[peak]), at_focus, [v * 1e3 for v in grid.spacing])
+        if w:
+            warnings.append(w)
+    for w in warnings:
+        logger.warning(w)
     affine = grid.affine(transducer.to_scanner)
     backend = fus.get_backend()
     sidecar: dict[str, Any] = {"fus_version": fus.__version__}
@@ -206,10 +217,15 @@ def compute_field(
         "focus_mm": None if focus_m is None else [v * 1e3 for v in focus_m],
         "medium": med.describe(transducer.frequency),
         "transducer": transducer.summary(),
-        "grid": {**grid.describe(), "affine_mm": affine.tolist(), "frame": "scanner (transducer to_scanner)"},
+        "grid": {**grid.describe(), "affine_mm": affine.tolist(),
+                 "frame": "origin_mm / centre_mm: transducer frame; affine_mm: voxel -> scanner frame (transducer to_scanner)"},
+        "frames": {"focus_mm": "transducer", "grid.origin_mm": "transducer", "grid.centre_mm": "transducer",
+                   "peak_location_mm": "scanner", "grid.affine_mm": "voxel -> scanner"},
         "backend": {"name": backend.name, **_backend_facts(backend)},
         "field": info,
         "peak_pressure_Pa": float(mag[peak]),
+        "focus_pressure_Pa": at_focus,
+        "warnings": warnings,
         "peak_location_mm": (affine @ np.r_[np.asarray(peak, dtype=np.float64), 1.0])[:3].tolist(),
         "run_time_s": elapsed,
     })

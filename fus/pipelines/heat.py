@@ -200,7 +200,7 @@ def compute_heat(
 
     dose_series, n_sat_series = saturate(result.dose, DOSE_CEILING)
     final_dose, n_sat = saturate(result.final_dose, DOSE_CEILING)
-    warnings = []
+    warnings = list(field_info.get("warnings", []))  # logged where they were found
     t_max = float(np.nanmax(result.max_temperature))
     if t_max > 100.0:
         warnings.append(
@@ -209,7 +209,7 @@ def compute_heat(
         )
     if n_sat:
         warnings.append(f"{n_sat} voxels reach a CEM43 dose above {DOSE_CEILING:g} min; written as {DOSE_CEILING:g}")
-    for w in warnings:
+    for w in warnings[len(field_info.get("warnings", [])):]:
         logger.warning(w)
     header, rows, peaks = _roi_table(result)
     backend = fus.get_backend()
