@@ -45,3 +45,11 @@ def test_refined_focus_matches_the_full_resolution_field(setup):
     assert refined.sum() * dv == pytest.approx(exact.sum() * dv, rel=0.05)
     box = tuple(slice(0, n) for n in exact.shape)
     assert np.array_equal(refined[box] > 0, exact[box] > 0)  # the same tissues absorb
+
+
+def test_a_field_spacing_coarser_than_the_phantom_is_refused(setup):
+    from fus.errors import InvalidParameterError
+
+    ph, tr, focus, _ = setup
+    with pytest.raises(InvalidParameterError, match=r"field_spacing='1000 mm'.*2x2x2 points.*at least 4 along every axis"):
+        phantom_heat_source(ph, tr, focus, 1.0, progress=False, field_spacing=1.0)

@@ -377,3 +377,61 @@ def test_written_csv_header_states_units(tmp_path):
     assert "# frequency_MHz: 1.2" in lines
     assert any(line.startswith("# units:") and "millimetres" in line for line in lines)
     assert "x_mm,y_mm,z_mm,nx,ny,nz,diameter_mm" in lines
+
+
+# ------------------------------------------------------- element tables: what would pass silently
+def _cap_files(tmp_path):
+    from fus.physics.transducer_io import write_csv, write_json
+
+    t = cap256()
+    return t, write_csv(t, tmp_path / "cap.csv"), write_json(t, tmp_path / "cap.json")
+
+
+def test_element_table_extra_column_is_refused(tmp_path):
+    from fus.physics.transducer_io import read_csv
+
+    _, csv_path, _ = _cap_files(tmp_path)
+    lines = csv_path.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("x_mm"))
+    lines[i] += ",gain_db"
+    lines[i + 1:] = [line + ",0" for line in lines[i + 1:]]
+    bad = tmp_path / "extra.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"extra.csv.*element 0.*unknown column\(s\) 'gain_db'"):
+        read_csv(bad)
+
+
+def test_element_table_duplicate_metadata_is_refused(tmp_path):
+    from fus.physics.transducer_io import read_csv, read_json
+
+    _, csv_path, json_path = _cap_files(tmp_path)
+    text = csv_path.read_text()
+    bad = tmp_path / "dup.csv"
+    bad.write_text(text.replace("# frequency_MHz: 1.2\n", "# frequency_MHz: 1.2\n# frequency_MHz: 0.65\n"))
+    with pytest.raises(DataError, match=r"line 4.*'frequency_MHz' is given twice"):
+        read_csv(bad)
+    j = json_path.read_text()
+    bad_json = tmp_path / "dup.json"
+    bad_json.write_text(j.replace('"frequency_MHz": 1.2,', '"frequency_MHz": 1.2, "frequency_MHz": 0.65,', 1))
+    assert bad_json.read_text() != j
+    with pytest.raises(DataError, match="'frequency_MHz' is given twice"):
+        read_json(bad_json)
+
+
+def test_element_table_with_a_byte_order_mark_reads_the_same(tmp_path):
+    from fus.physics.transducer_io import read_csv
+
+    t, csv_path, _ = _cap_files(tmp_path)
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
+    np.testing.assert_array_equal(read_csv(bom).centres, read_csv(csv_path).centres)
+
+
+def test_element_table_radius_of_curvature_must_match_the_normals(tmp_path):
+    from fus.physics.transducer_io import read_csv
+
+    _, csv_path, _ = _cap_files(tmp_path)
+    bad = tmp_path / "roc.csv"
+    bad.write_text(csv_path.read_text().replace("# radius_of_curvature_mm: 140\n", "# radius_of_curvature_mm: 100\n"))
+    with pytest.raises(DataError, match=r"radius_of_curvature_mm = 100 but the element normals meet 140 mm"):
+        read_csv(bad)

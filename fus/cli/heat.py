@@ -50,7 +50,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--safety", type=float, default=None, metavar="F",
-        help="time step as a fraction of the stable limit, in (0, 1] (default 0.5: ~0.2 %% time error; 0.9 is ~2x faster)",
+        help="time step as a fraction of the stable limit, in (0, 1] (default 0.5; larger is faster and less accurate: halve it to check that the rise and the dose converge)",
     )
     p.add_argument("--gzip", action="store_true", help="write .nii.gz (slower) instead of .nii")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fus.backend import asnumpy
+from fus.errors import InvalidParameterError
 from fus.physics.drive import scale_to_power
 from fus.physics.field import focus_phases_in_medium, heat_source_labels, pressure
 from fus.physics.field_checks import focus_pressure, focus_sampling_warning, small_element_warning
@@ -91,6 +92,11 @@ def phantom_heat_source(
         shape_c = tuple(int(v) for v in np.ceil(ext / step - 1e-9).astype(int) + 1)
         n_c = np.asarray(shape_c)
         sp_c = np.where(n_c > 1, ext / np.maximum(n_c - 1, 1), fine)  # same box, end points shared
+        if min(shape_c) < 4:
+            raise InvalidParameterError(
+                "field_spacing", f"{float(np.max(field_spacing)) * 1e3:g} mm",
+                f"gives a field grid of {'x'.join(map(str, shape_c))} points over the {'x'.join(f'{e * 1e3:g}' for e in ext)} mm phantom: "
+                "at least 4 along every axis are needed to interpolate (the focal spot is ~1 wavelength wide)")
         coarse = Grid.centred(shape_c, tuple(sp_c), tuple(grid.centre))
         p_c, info = pressure(transducer, u, coarse, medium, progress=progress, return_info=True)
         mag2 = np.abs(asnumpy(p_c)).astype(np.float64) ** 2

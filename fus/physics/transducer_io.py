@@ -107,6 +107,40 @@ def _parse_decimal(text: Any, path: Path, where: str) -> Decimal:
 
 
 # ----------------------------------------------------------------------------- checks
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+#: A stated radius of curvature must agree with where the element normals meet (relative).
+ROC_TOLERANCE = 0.01
+
+
+def _check_radius_of_curvature(centres: np.ndarray, normals: np.ndarray, roc: float, path: Path, where: str) -> None:
+    """The elements of a focused array face the point ``c + R n`` common to all: fit R (least
+    squares over the focus f and R of ``c_k + R n_k = f``) and refuse a stated ROC that differs."""
+    if len(centres) < 3 or float(np.ptp(normals, axis=0).max()) < 1e-3:
+        return  # parallel normals: no common focus to check against
+    m = len(centres)
+    a = np.zeros((3 * m, 4))
+    for i in range(3):
+        a[i::3, i] = 1.0
+    a[:, 3] = -normals.reshape(-1)
+    sol, *_ = np.linalg.lstsq(a, centres.reshape(-1), rcond=None)
+    fitted = float(sol[3])
+    if not abs(fitted - roc) <= ROC_TOLERANCE * roc:
+        raise DataError(f"radius_of_curvature_mm = {roc * 1e3:g} but the element normals meet {fitted * 1e3:.4g} mm in front "
+                        f"of the elements (tolerance {100 * ROC_TOLERANCE:g} %): fix the radius or the normals", path=path, tag=where)
+
+
 def _build(
     path: Path,
     rows: list[tuple[str, dict[str, Any]]],
@@ -148,6 +182,10 @@ def _build(
                 tag=f"{where}, diameter_mm",
             )
         diameters[k] = d
+        extra = [c for c in row if c not in COLUMNS]
+        if extra:
+            raise DataError(f"unknown column(s) {', '.join(map(repr, extra))} (the element table has {', '.join(COLUMNS)}): "
+                            "remove them or fix their names", path=path, tag=where)
 
     def num(key: str, shift: int, required: bool = False) -> float | None:
         if key not in meta or meta[key] is None:
@@ -172,6 +210,9 @@ def _build(
     erc = num("element_radius_of_curvature_mm", -3, required=(shape == "bowl"))
     roc = num("radius_of_curvature_mm", -3)
     aperture = num("aperture_mm", -3)
+
+    if roc is not None:
+        _check_radius_of_curvature(centres, normals, roc, path, f"{meta_where}, radius_of_curvature_mm")
 
     t = np.eye(4)
     if meta.get("to_scanner_mm") is not None:
@@ -286,7 +327,7 @@ def read_csv(path: str | Path) -> Transducer:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel's "CSV UTF-8") is not part of the header
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read element table: {exc}", path=path) from exc
     meta: dict[str, Any] = {}
@@ -301,6 +342,8 @@ def read_csv(path: str | Path) -> Transducer:
             body = line[1:].strip()
             if ":" in body and header is None:
                 key, _, val = body.partition(":")
+                if key.strip() in meta:
+                    raise DataError(f"{key.strip()!r} is given twice (the second would silently win)", path=path, tag=f"line {lineno}")
                 meta[key.strip()] = val.strip()
             continue
         fields = next(csv.reader([line]))
@@ -408,11 +451,13 @@ def read_json(path: str | Path) -> Transducer:
     """
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal, parse_int=Decimal)
+        doc = json.loads(path.read_text(encoding="utf-8-sig"), parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_no_duplicates)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read element table: {exc}", path=path) from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc}", path=path, tag=f"line {exc.lineno}") from exc
+    except _DuplicateKey as exc:
+        raise DataError(f"key {exc.args[0]!r} is given twice (the second would silently win)", path=path, tag=exc.args[0]) from None
     if not isinstance(doc, dict):
         raise DataError("top level must be an object", path=path)
     elements = doc.get("elements")
