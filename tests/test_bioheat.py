@@ -491,7 +491,7 @@ def test_cli_heat_writes_series_csv_and_sidecar(tmp_path, monkeypatch):
     )
     seen = {}
 
-    def fake_source(phantom, transducer, focus, power, progress=True, field_spacing=None):
+    def fake_source(phantom, transducer, focus, power, progress=True, field_spacing=None, refine_focus=False):
         seen["focus"], seen["power"] = focus, power
         x, y, z = np.meshgrid(*phantom.grid.axes(), indexing="ij")
         f = np.asarray(focus)
@@ -532,7 +532,7 @@ def test_heat_pipeline_on_a_phantom_object(tmp_path, monkeypatch):
 
     ph = build_phantom(_spec())
 
-    def fake_source(phantom, transducer, focus, power, progress=True, field_spacing=None):
+    def fake_source(phantom, transducer, focus, power, progress=True, field_spacing=None, refine_focus=False):
         x, y, z = np.meshgrid(*phantom.grid.axes(), indexing="ij")
         f = np.asarray(focus)
         return power * 5e5 * np.exp(-((x - f[0]) ** 2 + (y - f[1]) ** 2 + (z - f[2]) ** 2) / (2 * 2e-3**2)), {"fake": True}

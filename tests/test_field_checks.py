@@ -8,6 +8,8 @@ the radiated power of a baffled circular piston integrated from its far-field di
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.integrate import quad
@@ -71,3 +73,34 @@ def test_coarse_patches_are_refused(cap256, capsys):
     assert main(["field", "--transducer", "cap256", "--grid", "3x3x3", "--spacing", "1", "--points-per-wavelength", "0.01",
                  "-o", "unused.nii.gz", "--no-progress"]) == 1
     assert "--points-per-wavelength=0.01" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "transducer, extra, message",
+    [
+        ("cap256", ["--frequency", "1200000"], "--frequency=1200000.0: is in MHz"),
+        ("bowl", ["--roc", "0.14"], "--roc=0.14: is in mm"),
+    ],
+)
+def test_options_in_the_wrong_unit_are_named(transducer, extra, message, tmp_path, capsys):
+    argv = ["field", "--transducer", transducer, "--grid", "3x3x3", "--spacing", "1", "-o", str(tmp_path / "f.nii.gz"), "--no-progress"]
+    assert main(argv + extra) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_heat_refuses_bad_options_before_the_field(tmp_path, capsys, monkeypatch):
+    """--safety and an -o under a file are refused before the (minutes-long) field computation."""
+    import fus.pipelines.heat as heat
+
+    def no_field(*a, **k):
+        raise AssertionError("the field was computed before the options were checked")
+
+    monkeypatch.setattr(heat, "phantom_heat_source", no_field)
+    phantom = str(Path(__file__).resolve().parents[1] / "sample_data" / "phantom_bone.toml")
+    common = ["heat", "--phantom", phantom, "--transducer", "cap256", "--power", "1", "--duration", "1", "--no-progress"]
+    assert main(common + ["--safety", "2", "-o", str(tmp_path / "a")]) == 1
+    assert "--safety=2.0" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(common + ["-o", str(blocker / "out")]) == 1
+    assert "-o=" in (err := capsys.readouterr().err) and "is a file" in err

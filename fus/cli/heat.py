@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fus.checks import finite_scalar
+from fus.physics.bioheat_state import check_safety
 from fus.cli._args import add_transducer_arguments, build_transducer, millimetres
 from fus.pipelines.heat import DEFAULT_OUTPUT_INTERVAL_S, run_heat
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         output_interval=interval,
         field_spacing=None if fs is None else fs * 1e-3,
         refine_focus=args.refine_focus,
-        safety=args.safety,
+        safety=None if args.safety is None else check_safety(args.safety, "--safety"),
         gzip=args.gzip,
         progress=not args.no_progress,
         provenance={"command": "fus " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["heat"] else "fus heat"},

@@ -41,7 +41,7 @@ from fus.kernels import bioheat_step, cem43
 from fus.kernels.bioheat import bioheat_buffer
 from fus.physics.bioheat_grid import BioheatCoefficients, bioheat_coefficients, stable_time_step
 
-__all__ = ["DEFAULT_SAFETY", "BioheatState"]
+__all__ = ["DEFAULT_SAFETY", "BioheatState", "check_safety"]
 
 log = logging.getLogger("fus.physics.bioheat")
 
@@ -101,6 +101,14 @@ def _initial(initial_temperature: Any, xp: Any, shape: tuple[int, ...]) -> Any:
         hint = " (kelvin given? 37 C is 310.15 K)" if t_hi > 200 else ""
         raise InvalidParameterError("initial_temperature", t_hi if t_hi > 100 else t_lo, f"must lie within [-5, 100] C{hint}")
     return t_init.astype(np.float32)
+
+
+def check_safety(safety: Any, option: str = "safety") -> float:
+    """The time-step safety factor as a float in (0, 1], else InvalidParameterError naming ``option``."""
+    v = finite_scalar(option, safety, positive=True)
+    if v > 1:
+        raise InvalidParameterError(option, safety, "must be in (0, 1]: 1 is the monotone limit")
+    return v
 
 
 class BioheatState:
@@ -183,10 +191,7 @@ class BioheatState:
         dose_interval: float | None = None,
     ) -> None:
         self.reference_power = finite_scalar("reference_power", reference_power, positive=True)
-        safety = finite_scalar("safety", safety, positive=True)
-        if safety > 1:
-            raise InvalidParameterError("safety", safety, "must be in (0, 1]: 1 is the monotone limit")
-        self.safety = safety
+        self.safety = check_safety(safety)
         self._dose_interval = None if dose_interval is None else finite_scalar("dose_interval", dose_interval, positive=True)
         self._xp = xp = get_backend().xp
 

@@ -63,6 +63,12 @@ def transducer_from_spec(
     freq = _positive(n_f, frequency_mhz)
     roc = _positive(n_roc, roc_mm)
     aperture = _positive(n_ap, aperture_mm)
+    # the units these options take (a value in Hz or m is named as such, not blamed on a later step)
+    if freq is not None and not 0.05 <= freq <= 20.0:
+        raise InvalidParameterError(n_f, frequency_mhz, "is in MHz: focused ultrasound drives at 0.05-20 MHz (1.2, not 1200000 Hz)")
+    for opt, v, low in ((n_roc, roc, 2.0), (n_ap, aperture, 0.1)):
+        if v is not None and not low <= v <= 2000.0:
+            raise InvalidParameterError(opt, v, f"is in mm: {low:g}-2000 mm (140, not 0.14 m)")
     f_hz = (freq if freq is not None else DEFAULT_FREQUENCY_MHZ) * 1e6
     if name == "cap256":
         if roc is not None or aperture is not None:

@@ -173,10 +173,13 @@ def compute_heat(
         An unreadable phantom file.
     """
     from fus.physics.bioheat import Schedule, simulate_phantom
+    from fus.physics.bioheat_state import check_safety
     from fus.physics.phantom import load_phantom
 
     t_start = time.perf_counter()
     schedule = Schedule.sonication(power, duration, cooling, duty_cycle)
+    if safety is not None:
+        check_safety(safety)  # before the field, which can take minutes
     if isinstance(phantom, (str, Path)):
         phantom_file = str(phantom)
         phantom = load_phantom(phantom)

@@ -81,6 +81,13 @@ class RunOutputs:
         self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
         if self.directory.exists() and not self.directory.is_dir():
             raise InvalidParameterError(option, str(directory), "must be a directory (it is a file)")
+        # a folder that cannot be created or written (a parent that is a file, no permission) is
+        # refused now, before the run's work, not when its first file is written
+        parent = next((p for p in (self.directory, *self.directory.parents) if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise InvalidParameterError(option, str(directory), f"cannot be created: {parent} is a file")
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise InvalidParameterError(option, str(directory), f"cannot be written: no write permission in {parent}")
 
     def _temp(self, name: str) -> tuple[Path, Path]:
         final = self.directory / name
