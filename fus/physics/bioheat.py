@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from fus.backend.memory import available_memory, gib
 from fus.backend import asnumpy, get_backend
 from fus.checks import finite_scalar
 from fus.errors import InvalidParameterError
@@ -301,6 +302,14 @@ def simulate(
 
     total = schedule.total_duration
     outputs = _output_times(total, out_dt)
+    if keep_frames:  # every output frame is kept: temperature and dose, float32, on the host
+        need = 2 * 4 * int(np.prod(shape)) * len(outputs)
+        have = available_memory()
+        if need > 0.5 * have:
+            raise InvalidParameterError(
+                "output_interval", out_dt,
+                f"keeps {len(outputs)} frames of temperature and dose ({'x'.join(map(str, shape))} voxels): {gib(need)}, "
+                f"but only {gib(have)} of memory is available (half may be used): a longer output interval")
     cuts = np.unique(np.concatenate([outputs, schedule.boundaries()]))
     cuts = cuts[cuts <= total + 1e-12]
 

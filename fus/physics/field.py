@@ -76,12 +76,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from typing import Any
 
 import numpy as np
 
+from fus.backend.memory import available_memory, gib
 from fus.backend import array_module, asnumpy, get_backend
 from fus.errors import InvalidParameterError
 from fus.kernels import rayleigh
@@ -295,27 +295,11 @@ def _chunk_size(chunk: Any, n_patches: int, backend: Any) -> int:
 # ------------------------------------------------------------------------------ helpers
 def _available_memory(backend: Any) -> int:
     """Bytes the output of a field computation may use on the active backend."""
-    if backend.name == "cuda":
-        try:
-            free, _total = backend.xp.cuda.runtime.memGetInfo()
-            return int(free)
-        except Exception:  # pragma: no cover - device query failed
-            return 1 << 62
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    try:  # pragma: no cover
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 1 << 62
+    return available_memory(backend)
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:.3g} GiB"
+    return gib(n)
 
 
 def _check_memory(n_points: int, shape: tuple[int, ...], backend: Any, what: str) -> None:

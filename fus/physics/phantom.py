@@ -65,6 +65,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fus.backend.memory import available_memory, gib
+
 from fus.checks import check_keys
 from fus.errors import DataError, InvalidParameterError
 from fus.physics.grid import Grid
@@ -354,6 +356,23 @@ def _checked_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return top
 
 
+#: Bytes per voxel a phantom and its bioheat run hold at once (labels, three float64 property
+#: maps, the float64 heat source, temperature buffers, dose and maximum temperature, ROI masks).
+PHANTOM_BYTES_PER_VOXEL = 64
+
+
+def _check_phantom_memory(shape: tuple[int, ...]) -> None:
+    """Refuse a grid whose arrays would not fit in the memory this process may use."""
+    n = int(np.prod(shape))
+    need = PHANTOM_BYTES_PER_VOXEL * n
+    have = available_memory()
+    if need > 0.8 * have:
+        raise InvalidParameterError(
+            "grid.shape", "x".join(map(str, shape)),
+            f"{n:.3g} voxels need ~{gib(need)} for the phantom and its bioheat run, but only {gib(have)} of memory is "
+            "available (80 % may be used): a coarser grid.spacing_mm or a smaller grid")
+
+
 def build_phantom(spec: Mapping[str, Any], source: str = "built") -> Phantom:
     """Build a phantom from a parsed specification (the TOML layout of the module docstring).
 
@@ -390,6 +409,7 @@ def build_phantom(spec: Mapping[str, Any], source: str = "built") -> Phantom:
     spacing = _mm("grid.spacing_mm", g.get("spacing_mm"), positive=True, n=3)
     centre = _mm("grid.centre_mm", g.get("centre_mm", [0.0, 0.0, 0.0]), n=3)
     grid = Grid.centred(shape, tuple(spacing), tuple(centre))
+    _check_phantom_memory(shape)
 
     bath_t = _temperature("bath.temperature_c", (spec.get("bath") or {}).get("temperature_c", 20.0))
     body = spec.get("body") or {}
