@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fus.checks import finite_scalar
-from fus.cli._args import add_transducer_arguments, build_transducer, millimetres, parse_grid
+from fus.pipelines.options import add_transducer_arguments, build_transducer, millimetres, parse_grid
 from fus.physics.field_checks import check_points_per_wavelength
 from fus.pipelines.field import DEFAULT_POWER_W, run_field
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from fus.checks import finite_scalar
 from fus.physics.bioheat_state import check_safety
-from fus.cli._args import add_transducer_arguments, build_transducer, millimetres
+from fus.pipelines.options import add_transducer_arguments, build_transducer, millimetres
 from fus.pipelines.heat import DEFAULT_OUTPUT_INTERVAL_S, run_heat
 
 

@@ -1,5 +1,6 @@
-"""Argument helpers shared by the ``fus`` sub-commands (not a command): the transducer options and
-comma-separated numbers in mm. Units at this edge: mm and MHz; what they return is SI."""
+"""Command-line options shared by the field and heat commands: the transducer options and
+comma-separated numbers in mm (``fus field``, ``fus heat``). Units at this edge: mm and MHz; what
+they return is SI. Here, below :mod:`fus.cli`, so that no command module imports another."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from fus.errors import InvalidParameterError
 from fus.physics.transducer_presets import BOWL_DEFAULTS, DEFAULT_FREQUENCY_MHZ, PISTON_DEFAULTS
+
+__all__ = ["add_transducer_arguments", "build_transducer", "millimetres", "parse_grid"]
 
 
 def add_transducer_arguments(p: argparse.ArgumentParser) -> None:
